@@ -56,9 +56,15 @@ const size = z.union(
 );
 
 const positiveInt = (what: string) =>
-  z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`).positive(`${what} must be positive`);
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be an integer`)
+    .positive(`${what} must be positive`);
 const nonNegativeInt = (what: string) =>
-  z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`).nonnegative(`${what} must be 0 or more`);
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be an integer`)
+    .nonnegative(`${what} must be 0 or more`);
 
 /** "200-399", "200", "200,204,300-399" or a bare integer. */
 const statusRanges = z.union([
@@ -131,7 +137,10 @@ const run = z
 
 const upstreamUrl = z
   .string({ error: "url is required" })
-  .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), "url must be an http:// or https:// URL");
+  .refine(
+    (s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol),
+    "url must be an http:// or https:// URL",
+  );
 
 const upstream = z
   .object({
@@ -145,7 +154,9 @@ const upstream = z
 
 const pool = z
   .object({
-    upstreams: z.array(upstream, { error: "upstreams must be a list" }).min(1, "a pool needs at least one upstream"),
+    upstreams: z
+      .array(upstream, { error: "upstreams must be a list" })
+      .min(1, "a pool needs at least one upstream"),
     ...poolSettings,
   })
   .strict()
@@ -164,7 +175,9 @@ const route = z
 const listen = z.union(
   [
     z.number().int().min(0).max(65535),
-    z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$|^\d{1,5}$/, 'listen must be a port or "host:port"'),
+    z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$|^\d{1,5}$/, 'listen must be a port or "host:port"'),
   ],
   { error: 'listen must be a port or "host:port"' },
 );
@@ -182,37 +195,53 @@ export const configSchema = z
     routes: z.array(route).min(1, "at least one route is required"),
   })
   .strict()
-  .superRefine((cfg, ctx) => {
-    for (const [name, p] of Object.entries(cfg.pools)) {
-      const seen = new Map<string, number>();
-      (p.upstreams ?? []).forEach((u, i) => {
-        const id = u.id ?? defaultUpstreamId(u.url);
-        const first = seen.get(id);
+  .superRefine(
+    (cfg, ctx) => {
+      // This also runs when other keys failed (see `when`), so each value is checked before it is used.
+      const pools: Record<string, unknown> = isObject(cfg.pools) ? cfg.pools : {};
+      for (const [name, p] of Object.entries(pools)) {
+        const upstreams: unknown[] = isObject(p) && Array.isArray(p.upstreams) ? p.upstreams : [];
+        const seen = new Map<string, number>();
+        upstreams.forEach((u, i) => {
+          if (!isObject(u) || typeof u.url !== "string") return;
+          if (u.id !== undefined && typeof u.id !== "string") return;
+          const id = typeof u.id === "string" ? u.id : defaultUpstreamId(u.url);
+          const first = seen.get(id);
+          if (first !== undefined) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["pools", name, "upstreams", i, u.id !== undefined ? "id" : "url"],
+              message: `duplicate upstream id "${id}" (also upstreams.${first})`,
+            });
+          } else seen.set(id, i);
+        });
+      }
+      const routes: unknown[] = Array.isArray(cfg.routes) ? cfg.routes : [];
+      const routeKeys = new Map<string, number>();
+      routes.forEach((r, i) => {
+        if (!isObject(r) || typeof r.prefix !== "string" || typeof r.pool !== "string") return;
+        // hasOwn, not `in`: a pool named "toString" must not pass for one.
+        if (!Object.hasOwn(pools, r.pool)) {
+          ctx.addIssue({ code: "custom", path: ["routes", i, "pool"], message: `unknown pool "${r.pool}"` });
+        }
+        const key = `${typeof r.host === "string" ? r.host.toLowerCase() : ""} ${r.prefix}`;
+        const first = routeKeys.get(key);
         if (first !== undefined) {
           ctx.addIssue({
             code: "custom",
-            path: ["pools", name, "upstreams", i, u.id !== undefined ? "id" : "url"],
-            message: `duplicate upstream id "${id}" (also upstreams.${first})`,
+            path: ["routes", i, "prefix"],
+            message: `duplicate route "${r.prefix}" (also routes.${first})`,
           });
-        } else seen.set(id, i);
+        } else routeKeys.set(key, i);
       });
-    }
-    const routeKeys = new Map<string, number>();
-    cfg.routes.forEach((r, i) => {
-      if (!(r.pool in cfg.pools)) {
-        ctx.addIssue({ code: "custom", path: ["routes", i, "pool"], message: `unknown pool "${r.pool}"` });
-      }
-      const key = `${r.host ?? ""} ${r.prefix}`;
-      const first = routeKeys.get(key);
-      if (first !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["routes", i, "prefix"],
-          message: `duplicate route "${r.prefix}" (also routes.${first})`,
-        });
-      } else routeKeys.set(key, i);
-    });
-  });
+    },
+    // By default zod skips this once any other key failed; run it anyway so every error is reported at once.
+    { when: (payload) => isObject(payload.value) },
+  );
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
 
 /** The config as written, after parsing (durations already in ms). */
 export type RawConfig = z.output<typeof configSchema>;

@@ -1,0 +1,95 @@
+// The `gateway` command line (commander): start (the default), check and status.
+import { Command } from "commander";
+import { ConfigError, formatIssue, loadConfigFile, summarize } from "./config/load.ts";
+import { Gateway } from "./server/gateway.ts";
+import { formatStatusTable } from "./server/status-table.ts";
+import type { StatusReport } from "./server/status.ts";
+
+function configPath(given: string | undefined): string {
+  return given ?? process.env.GATEWAY_CONFIG ?? "gateway.yaml";
+}
+
+async function start(opts: { config?: string }): Promise<void> {
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start({ configPath: configPath(opts.config) });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+  let signals = 0;
+  const stop = (signal: string) => {
+    if (++signals > 1) {
+      gateway.log.warn("shutdown_forced", { signal });
+      process.exit(1);
+    }
+    gateway.log.info("signal", { signal });
+    void gateway.stop().then(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => void gateway.reload("signal"));
+}
+
+async function check(opts: { config?: string }): Promise<void> {
+  try {
+    const config = await loadConfigFile(configPath(opts.config), process.env);
+    process.stdout.write(`${summarize(config)}\n`);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const issue of err.issues) process.stdout.write(`${formatIssue(issue)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+async function status(opts: { url: string; json?: boolean; key?: string }): Promise<void> {
+  const headers: Record<string, string> = {};
+  if (opts.key) headers["x-api-key"] = opts.key;
+  const url = `${opts.url.replace(/\/+$/, "")}/admin/status`;
+  let res: Response;
+  try {
+    res = await fetch(url, { headers });
+  } catch (err) {
+    process.stderr.write(`cannot reach ${url}: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    process.stderr.write(`${url} answered ${res.status}: ${text}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(opts.json ? `${text}\n` : formatStatusTable(JSON.parse(text) as StatusReport));
+}
+
+const program = new Command()
+  .name("gateway")
+  .description("Reverse-proxy API gateway with built-in failover.")
+  .showHelpAfterError();
+
+program
+  .command("start", { isDefault: true })
+  .description("run the gateway")
+  .option("-c, --config <file>", "config file (default: $GATEWAY_CONFIG, then ./gateway.yaml)")
+  .action(start);
+
+program
+  .command("check")
+  .description("validate a config file and print a summary or every error")
+  .option("-c, --config <file>", "config file (default: $GATEWAY_CONFIG, then ./gateway.yaml)")
+  .action(check);
+
+program
+  .command("status")
+  .description("show a running gateway's pools, upstreams, health and breakers")
+  .option("--url <url>", "the gateway's admin base URL", "http://127.0.0.1:8002")
+  .option("--json", "print the raw JSON")
+  .option("--key <key>", "admin API key (default: $GATEWAY_ADMIN_KEY)", process.env.GATEWAY_ADMIN_KEY)
+  .action(status);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,144 @@
+// Active health checks of one upstream: timed HTTP probes, hysteresis, and status written through one seam.
+import { EventEmitter } from "node:events";
+import http from "node:http";
+import https from "node:https";
+import type { HealthCheckSettings, StatusRanges } from "../config/types.ts";
+import { INITIAL, observe, type HysteresisState } from "./hysteresis.ts";
+
+/** The one-method seam between checkers and pools (Traefik's SetStatus): returns whether the state changed. */
+export interface StatusSetter {
+  setStatus(up: boolean, reason: string): boolean;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  time: Date;
+  latencyMs: number;
+  status?: number;
+  error?: string;
+}
+
+export interface HealthChange {
+  /** The state before: undefined when this was the first check. */
+  from: boolean | undefined;
+  up: boolean;
+  reason: string;
+}
+
+function inRanges(status: number, ranges: StatusRanges): boolean {
+  return ranges.some(([lo, hi]) => status >= lo && status <= hi);
+}
+
+/** Probes one upstream on its own timer. Settings are fixed at construction; a reload builds a new checker. */
+export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change: [HealthChange] }> {
+  readonly settings: HealthCheckSettings;
+  private readonly probeUrl: URL;
+  private readonly target: StatusSetter;
+  private hysteresis: HysteresisState;
+  private lastResult: ProbeResult | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private inFlight: http.ClientRequest | undefined;
+
+  constructor(base: URL, settings: HealthCheckSettings, target: StatusSetter, carried?: HealthCheckerState) {
+    super();
+    this.settings = settings;
+    this.probeUrl = new URL(settings.path, base);
+    this.target = target;
+    this.hysteresis = carried?.hysteresis ?? INITIAL;
+    this.lastResult = carried?.last;
+  }
+
+  /** What a reloaded checker for the same upstream carries over. */
+  state(): HealthCheckerState {
+    return { hysteresis: this.hysteresis, ...(this.lastResult ? { last: this.lastResult } : {}) };
+  }
+
+  get last(): ProbeResult | undefined {
+    return this.lastResult;
+  }
+
+  get passes(): number {
+    return this.hysteresis.passes;
+  }
+
+  get fails(): number {
+    return this.hysteresis.fails;
+  }
+
+  /** Schedules probes every `interval` plus up to 10% jitter, so many checkers do not fire together. */
+  start(): void {
+    if (this.running || !this.settings.enabled) return;
+    this.running = true;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.inFlight?.destroy();
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    const delay = this.settings.interval * (1 + Math.random() * 0.1);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.runOnce().then(() => this.schedule());
+    }, delay);
+    this.timer.unref();
+  }
+
+  /** Runs one probe now and applies its result; the "run one health round now" hook for tests and boot. */
+  async runOnce(): Promise<ProbeResult> {
+    const result = await this.probe();
+    this.lastResult = result;
+    this.emit("result", result);
+    const from = this.hysteresis.healthy;
+    const { state, changed } = observe(this.hysteresis, result.ok, this.settings);
+    this.hysteresis = state;
+    if (changed && state.healthy !== undefined) {
+      const reason = state.healthy
+        ? `${state.passes} passed check${state.passes === 1 ? "" : "s"}`
+        : `${state.fails} failed check${state.fails === 1 ? "" : "s"}: ${result.error ?? `status ${result.status}`}`;
+      if (this.target.setStatus(state.healthy, reason)) this.emit("change", { from, up: state.healthy, reason });
+    }
+    return result;
+  }
+
+  private probe(): Promise<ProbeResult> {
+    const started = performance.now();
+    const time = new Date();
+    const mod = this.probeUrl.protocol === "https:" ? https : http;
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (r: Omit<ProbeResult, "time" | "latencyMs">) => {
+        if (done) return;
+        done = true;
+        clearTimeout(deadline);
+        this.inFlight = undefined;
+        resolve({ ...r, time, latencyMs: Math.round((performance.now() - started) * 10) / 10 });
+      };
+      const req = mod.get(this.probeUrl, { agent: false, headers: { "user-agent": "gateway-health-check" } }, (res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        const ok = inRanges(status, this.settings.expectStatus);
+        finish(ok ? { ok, status } : { ok, status, error: `status ${status}` });
+        req.destroy();
+      });
+      this.inFlight = req;
+      const deadline = setTimeout(() => {
+        finish({ ok: false, error: `timeout after ${this.settings.timeout}ms` });
+        req.destroy();
+      }, this.settings.timeout);
+      deadline.unref();
+      req.on("error", (err: NodeJS.ErrnoException) => finish({ ok: false, error: err.code ?? err.message }));
+    });
+  }
+}
+
+export interface HealthCheckerState {
+  hysteresis: HysteresisState;
+  last?: ProbeResult;
+}

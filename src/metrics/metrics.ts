@@ -1,0 +1,137 @@
+// Every metric the gateway exports, declared in one list (prom-client), on a registry of its own.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export type BreakerStateName = "closed" | "open" | "half_open";
+const BREAKER_STATES: readonly BreakerStateName[] = ["closed", "open", "half_open"];
+
+/** What the state gauges read at scrape time, so they are never stale. */
+export interface StateSnapshot {
+  pools: {
+    name: string;
+    tier: number;
+    upstreams: { id: string; up: boolean; breaker: BreakerStateName }[];
+  }[];
+}
+
+// Proxy latencies: from a 1 ms cache hit to the 30 s default response timeout.
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"]);
+
+/** Bounds the `method` label: a client may send any token as a method. */
+export function methodLabel(method: string | undefined): string {
+  return method && KNOWN_METHODS.has(method) ? method : "OTHER";
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private snapshot: () => StateSnapshot = () => ({ pools: [] });
+
+  readonly requests = new Counter({
+    name: "gateway_requests_total",
+    help: "Requests answered by the gateway, by route, method and status code.",
+    labelNames: ["route", "method", "code"] as const,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: "gateway_request_duration_seconds",
+    help: "Time from request arrival to the end of the response.",
+    labelNames: ["route", "method", "code"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly upstreamRequests = new Counter({
+    name: "gateway_upstream_requests_total",
+    help: "Attempts sent to each upstream, by outcome: the status code, or error, timeout.",
+    labelNames: ["pool", "upstream", "outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly failovers = new Counter({
+    name: "gateway_failovers_total",
+    help: "Switches of a pool's traffic between primaries and backups.",
+    labelNames: ["pool", "to"] as const,
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: "gateway_retries_total",
+    help: "Attempts retried on another upstream.",
+    labelNames: ["pool"] as const,
+    registers: [this.registry],
+  });
+  readonly healthChecks = new Counter({
+    name: "gateway_health_checks_total",
+    help: "Active health checks, by result.",
+    labelNames: ["pool", "upstream", "result"] as const,
+    registers: [this.registry],
+  });
+  readonly inflight = new Gauge({
+    name: "gateway_inflight_requests",
+    help: "Requests being proxied now.",
+    registers: [this.registry],
+  });
+  readonly configReloads = new Counter({
+    name: "gateway_config_reloads_total",
+    help: "Config loads after the first, by result.",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly configLastSuccess = new Gauge({
+    name: "gateway_config_last_reload_success_timestamp_seconds",
+    help: "When the running config was loaded (the initial load counts).",
+    registers: [this.registry],
+  });
+  readonly managedRestarts = new Counter({
+    name: "gateway_managed_restarts_total",
+    help: "Restarts of managed upstream processes.",
+    labelNames: ["pool", "upstream"] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    const read = () => this.snapshot();
+    new Gauge({
+      name: "gateway_upstream_up",
+      help: "1 when the upstream's health checks say healthy, else 0.",
+      labelNames: ["pool", "upstream"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of read().pools) {
+          for (const u of p.upstreams) this.set({ pool: p.name, upstream: u.id }, u.up ? 1 : 0);
+        }
+      },
+    });
+    new Gauge({
+      name: "gateway_upstream_breaker_state",
+      help: "Circuit breaker state of each upstream: 1 for the current state.",
+      labelNames: ["pool", "upstream", "state"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of read().pools) {
+          for (const u of p.upstreams) {
+            for (const s of BREAKER_STATES) {
+              this.set({ pool: p.name, upstream: u.id, state: s }, u.breaker === s ? 1 : 0);
+            }
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: "gateway_pool_active_tier",
+      help: "Where a pool's traffic goes: 0 primaries, 1 backups, -1 none available.",
+      labelNames: ["pool"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of read().pools) this.set({ pool: p.name }, p.tier);
+      },
+    });
+  }
+
+  /** Gives the state gauges their source; the gateway sets it once its runtime exists. */
+  setStateSource(source: () => StateSnapshot): void {
+    this.snapshot = source;
+  }
+}

@@ -1,0 +1,145 @@
+// A pool of upstreams in two tiers (primaries, then backups): picks an upstream and tracks where traffic goes.
+import { EventEmitter } from "node:events";
+import type { PoolSettings } from "../config/types.ts";
+import { createBalancer, type Balancer } from "./balancer.ts";
+import type { Upstream } from "./upstream.ts";
+
+/** 0: primaries take traffic; 1: backups do; -1: nothing is available. */
+export type Tier = 0 | 1 | -1;
+
+export interface FailoverEvent {
+  pool: string;
+  from: Tier;
+  to: Tier;
+  reason: string;
+}
+
+const TIER_NAMES = { 0: "primary", 1: "backup", [-1]: "none" } as const;
+export function tierName(t: Tier): "primary" | "backup" | "none" {
+  return TIER_NAMES[t];
+}
+
+/**
+ * Traffic goes to the primaries while one is in service; only then to the backups. Returning to the primaries
+ * waits `failbackDelay` so a flapping primary cannot bounce traffic. Emits `failover` on each switch.
+ */
+export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
+  readonly name: string;
+  readonly settings: PoolSettings;
+  readonly upstreams: readonly Upstream[];
+  readonly primaries: readonly Upstream[];
+  readonly backups: readonly Upstream[];
+  private readonly primaryBalancer: Balancer;
+  private readonly backupBalancer: Balancer;
+  private currentTier: Tier;
+  private failbackAt: number | undefined;
+  private failbackTimer: NodeJS.Timeout | undefined;
+  private readonly unsubscribe: (() => void)[] = [];
+  private closed = false;
+  private held = false;
+
+  constructor(name: string, settings: PoolSettings, upstreams: readonly Upstream[], now = Date.now) {
+    super();
+    this.name = name;
+    this.settings = settings;
+    this.upstreams = upstreams;
+    this.primaries = upstreams.filter((u) => !u.backup);
+    this.backups = upstreams.filter((u) => u.backup);
+    this.primaryBalancer = createBalancer(settings.balance);
+    this.backupBalancer = createBalancer(settings.balance);
+    this.now = now;
+    this.currentTier = this.wantedTier();
+    for (const u of upstreams) this.unsubscribe.push(u.onChange(() => this.update()));
+  }
+
+  private readonly now: () => number;
+
+  get tier(): Tier {
+    return this.currentTier;
+  }
+
+  private wantedTier(): Tier {
+    if (this.primaries.some((u) => u.inService())) return 0;
+    if (this.backups.some((u) => u.inService())) return 1;
+    return -1;
+  }
+
+  /**
+   * Picks an upstream for one attempt, skipping `exclude` (upstreams this request already tried). The active
+   * tier goes first; the other tier is the fallback, so a retry after the only primary failed reaches a backup.
+   */
+  pick(exclude: ReadonlySet<Upstream> | undefined, clientKey: string): Upstream | undefined {
+    const usable = exclude?.size ? (u: Upstream) => u.available() && !exclude.has(u) : (u: Upstream) => u.available();
+    const [first, firstB, second, secondB] =
+      this.currentTier === 1
+        ? [this.backups, this.backupBalancer, this.primaries, this.primaryBalancer]
+        : [this.primaries, this.primaryBalancer, this.backups, this.backupBalancer];
+    return firstB.pick(first, usable, clientKey) ?? secondB.pick(second, usable, clientKey);
+  }
+
+  /** Re-evaluates the active tier; called whenever an upstream's availability may have changed. */
+  update(): void {
+    if (this.closed || this.held) return;
+    const want = this.wantedTier();
+    if (want === this.currentTier) {
+      this.cancelFailback();
+      return;
+    }
+    if (want === 0 && this.currentTier === 1 && this.settings.failbackDelay > 0) {
+      const now = this.now();
+      if (this.failbackAt === undefined) {
+        this.failbackAt = now + this.settings.failbackDelay;
+        this.failbackTimer = setTimeout(() => {
+          this.failbackTimer = undefined;
+          this.update();
+        }, this.settings.failbackDelay);
+        this.failbackTimer.unref();
+        return;
+      }
+      if (now < this.failbackAt) return;
+    }
+    this.cancelFailback();
+    const from = this.currentTier;
+    this.currentTier = want;
+    this.emit("failover", { pool: this.name, from, to: want, reason: this.describe(want) });
+  }
+
+  private cancelFailback(): void {
+    this.failbackAt = undefined;
+    if (this.failbackTimer) clearTimeout(this.failbackTimer);
+    this.failbackTimer = undefined;
+  }
+
+  private describe(to: Tier): string {
+    const out = (list: readonly Upstream[]) =>
+      list.map((u) => `${u.id}: ${u.reason() || "out of service"}`).join("; ");
+    if (to === 0) {
+      const back = this.primaries.filter((u) => u.inService()).map((u) => u.id);
+      return `primary available again: ${back.join(", ")}`;
+    }
+    if (to === 1) return `no primary available (${out(this.primaries)})`;
+    return `no upstream available (${out(this.upstreams)})`;
+  }
+
+  /**
+   * Defers tier decisions while the boot health round runs, so the pool reports one switch with the round's
+   * verdict instead of one per upstream as their checks come in.
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  release(): void {
+    this.held = false;
+    this.update();
+  }
+
+  /** Stops listening to the upstreams (they may move to the pool of a reloaded config). */
+  close(): void {
+    this.closed = true;
+    this.cancelFailback();
+    for (const off of this.unsubscribe) off();
+    this.unsubscribe.length = 0;
+    this.removeAllListeners();
+  }
+}

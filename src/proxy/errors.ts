@@ -1,0 +1,61 @@
+// The catalog of errors the gateway answers itself: each code's status and sentence, and the one JSON writer.
+import { STATUS_CODES, type ServerResponse } from "node:http";
+
+export const GATEWAY_ERRORS = {
+  bad_request: { status: 400, message: "The request path is malformed or climbs above /." },
+  unauthorized: { status: 401, message: "This endpoint needs the admin API key." },
+  forbidden: { status: 403, message: "No admin API key is set, so this endpoint answers loopback clients only." },
+  no_route: { status: 404, message: "No route matches this request." },
+  payload_too_large: { status: 413, message: "The request body is larger than maxBodySize." },
+  bad_gateway: { status: 502, message: "The upstream failed and retries are spent." },
+  no_upstream: { status: 503, message: "No upstream is available in this pool." },
+  upstream_timeout: { status: 504, message: "The upstream sent no response headers in time." },
+} as const;
+
+export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;
+
+export interface ErrorBody {
+  error: GatewayErrorCode;
+  message: string;
+  requestId: string;
+}
+
+function bodyOf(code: GatewayErrorCode, requestId: string, message?: string): string {
+  const body: ErrorBody = { error: code, message: message ?? GATEWAY_ERRORS[code].message, requestId };
+  return JSON.stringify(body);
+}
+
+/** The same error as raw HTTP/1.1 bytes, for a socket taken over by an upgrade request. */
+export function rawErrorResponse(code: GatewayErrorCode, requestId: string, message?: string): string {
+  const text = bodyOf(code, requestId, message);
+  const status = GATEWAY_ERRORS[code].status;
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${Buffer.byteLength(text)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${text}`
+  );
+}
+
+/**
+ * Answers `{"error","message","requestId"}` with the code's status. Once a response has begun there is no way to
+ * tell the client in-band, so the connection is cut instead: a truncated body must not look complete.
+ */
+export function sendError(
+  res: ServerResponse,
+  code: GatewayErrorCode,
+  requestId: string,
+  options: { message?: string; headers?: Record<string, string> } = {},
+): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const text = bodyOf(code, requestId, options.message);
+  res.writeHead(GATEWAY_ERRORS[code].status, {
+    ...options.headers,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store",
+    "x-request-id": requestId,
+  });
+  res.end(text);
+}

@@ -1,0 +1,282 @@
+// The data plane: a plain node:http handler that takes each request through normalize → route → pick → breaker →
+// forward, retries what is safe to retry, answers failures from the error catalog and writes one access line.
+import { EventEmitter } from "node:events";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import type { Logger } from "../log/log.ts";
+import { methodLabel, type GatewayMetrics } from "../metrics/metrics.ts";
+import type { Upstream, Verdict } from "../pool/upstream.ts";
+import { normalizeTarget } from "../router/normalize.ts";
+import type { PoolRuntime, Runtime } from "../runtime/runtime.ts";
+import { BodyTooLargeError, RequestBody } from "./body.ts";
+import { rawErrorResponse, sendError, type GatewayErrorCode } from "./errors.ts";
+import { UpstreamError, type AttemptOutcome, type Forwarder } from "./forward.ts";
+import { clientAddress, prepareUpgradeHeaders, prepareUpstreamHeaders, requestIdOf } from "./headers.ts";
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+
+export interface HandlerDeps {
+  /** The runtime of the config in force; read once per request, so a reload never changes a request mid-way. */
+  runtime(): Runtime;
+  forwarder: Forwarder;
+  metrics: GatewayMetrics;
+  log: Logger;
+}
+
+/** What the access line and the request metrics say about one request. */
+interface Exchange {
+  requestId: string;
+  method: string;
+  path: string;
+  route: string;
+  pool: string;
+  upstream: string;
+  attempts: number;
+  started: number;
+}
+
+function retryAfterSeconds(p: PoolRuntime): string {
+  const s = p.pool.settings;
+  return String(Math.max(1, Math.ceil(Math.min(s.healthCheck.interval, s.breaker.resetTimeout) / 1000)));
+}
+
+function judge(failureStatuses: readonly number[]) {
+  return (o: AttemptOutcome): Verdict => {
+    if (o.kind === "response") return failureStatuses.includes(o.status) ? "failure" : "success";
+    if (o.kind === "aborted" || o.error.kind === "body_too_large") return "ignore";
+    return "failure";
+  };
+}
+
+function outcomeLabel(o: AttemptOutcome): string | undefined {
+  if (o.kind === "response") return String(o.status);
+  if (o.kind === "aborted") return undefined;
+  return o.error.kind === "response_timeout" || o.error.kind === "connect_timeout" ? "timeout" : "error";
+}
+
+/** Emits `idle` when the last request in flight has finished (graceful shutdown waits for it). */
+export class ProxyHandler extends EventEmitter<{ idle: [] }> {
+  private active = 0;
+
+  constructor(private readonly deps: HandlerDeps) {
+    super();
+  }
+
+  /** Requests being proxied now (graceful shutdown waits for them). */
+  get inflight(): number {
+    return this.active;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const rawUrl = req.url ?? "";
+    const q = rawUrl.indexOf("?");
+    const ex: Exchange = {
+      requestId: requestIdOf(req),
+      method: req.method ?? "GET",
+      path: q < 0 ? rawUrl : rawUrl.slice(0, q),
+      route: "none",
+      pool: "",
+      upstream: "",
+      attempts: 0,
+      started: performance.now(),
+    };
+    res.setHeader("x-request-id", ex.requestId);
+    this.active++;
+    this.deps.metrics.inflight.inc();
+    res.once("close", () => this.finished(req, res, ex));
+    this.route(req, res, ex).catch((err: unknown) => {
+      this.deps.log.error("request_failed", { requestId: ex.requestId, error: String(err) });
+      sendError(res, "bad_gateway", ex.requestId);
+    });
+  }
+
+  private finished(req: IncomingMessage, res: ServerResponse, ex: Exchange): void {
+    if (--this.active === 0) this.emit("idle");
+    const { metrics, log } = this.deps;
+    metrics.inflight.dec();
+    // 499 (nginx's code) when the client left before any answer.
+    const status = res.headersSent ? res.statusCode : 499;
+    const seconds = (performance.now() - ex.started) / 1000;
+    const labels = { route: ex.route, method: methodLabel(req.method), code: String(status) };
+    metrics.requests.inc(labels);
+    metrics.requestDuration.observe(labels, seconds);
+    log.info("request", {
+      method: ex.method,
+      path: ex.path,
+      status,
+      durationMs: Math.round(seconds * 10_000) / 10,
+      route: ex.route,
+      pool: ex.pool,
+      upstream: ex.upstream,
+      attempts: ex.attempts,
+      requestId: ex.requestId,
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<void> {
+    const rt = this.deps.runtime();
+    const target = normalizeTarget(req.url ?? "");
+    if (!target.ok) return this.fail(res, ex, "bad_request", `Bad request path: ${target.reason}.`);
+    const match = rt.router.match(req.headers.host, target.path);
+    if (!match) return this.fail(res, ex, "no_route");
+    const pr = rt.pools.get(match.route.pool)!;
+    ex.route = match.route.id;
+    ex.pool = pr.pool.name;
+    if (pr.pool.tier === -1) return this.noUpstream(res, ex, pr);
+
+    prepareUpstreamHeaders(req, ex.requestId);
+    let body: RequestBody;
+    try {
+      body = await RequestBody.read(req, pr.pool.settings.maxBodySize);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        res.setHeader("connection", "close");
+        return this.fail(res, ex, "payload_too_large");
+      }
+      return; // the client went away while sending its body
+    }
+    const path = target.query ? `${match.upstreamPath}?${target.query}` : match.upstreamPath;
+    pr.budget.requestStarted();
+    try {
+      await this.attempts(req, res, ex, pr, body, path);
+    } finally {
+      pr.budget.requestEnded();
+    }
+  }
+
+  private async attempts(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    pr: PoolRuntime,
+    body: RequestBody,
+    path: string,
+  ): Promise<void> {
+    const { pool } = pr;
+    const settings = pool.settings;
+    const tried = new Set<Upstream>();
+    const clientKey = clientAddress(req);
+    let retrying = false;
+    try {
+      for (;;) {
+        const upstream = pool.pick(tried, clientKey);
+        if (!upstream) {
+          if (tried.size === 0) return this.noUpstream(res, ex, pr);
+          return this.fail(res, ex, "bad_gateway", "Every available upstream failed.");
+        }
+        tried.add(upstream);
+        ex.attempts++;
+        ex.upstream = upstream.id;
+        const outcome = await this.attempt(req, res, pr, upstream, body, path);
+        if (outcome.kind !== "failed") return;
+        const err = outcome.error;
+        if (err.kind === "body_too_large") return this.fail(res, ex, "payload_too_large");
+        if (err.kind === "response_timeout") return this.fail(res, ex, "upstream_timeout");
+        // Nothing sent: any method may go elsewhere. Sent: only idempotent ones, and only with the body kept.
+        const safe = err.requestSent ? IDEMPOTENT.has(ex.method) && body.replayable : body.canReopen();
+        if (!safe || ex.attempts > settings.retries || res.destroyed) {
+          return this.fail(res, ex, "bad_gateway", `Upstream ${upstream.id} failed: ${err.code}.`);
+        }
+        if (!retrying) {
+          if (!pr.budget.tryRetry()) {
+            return this.fail(res, ex, "bad_gateway", `Upstream ${upstream.id} failed: ${err.code}; retry budget spent.`);
+          }
+          retrying = true;
+        }
+        this.deps.metrics.retries.inc({ pool: pool.name });
+      }
+    } finally {
+      if (retrying) pr.budget.retryEnded();
+    }
+  }
+
+  private async attempt(
+    req: IncomingMessage,
+    res: ServerResponse,
+    pr: PoolRuntime,
+    upstream: Upstream,
+    body: RequestBody,
+    path: string,
+  ): Promise<AttemptOutcome> {
+    const settings = pr.pool.settings;
+    const { forwarder, metrics } = this.deps;
+    upstream.inFlight++;
+    upstream.requests++;
+    let outcome: AttemptOutcome;
+    try {
+      const run = () =>
+        forwarder.forward(req, res, {
+          target: upstream.url,
+          agent: forwarder.agent(upstream, upstream.url),
+          path,
+          body: body.open(),
+          connectTimeout: settings.timeouts.connect,
+          responseTimeout: settings.timeouts.response,
+        });
+      outcome = upstream.breaker
+        ? await upstream.breaker.run(run, judge(settings.breaker.failureStatuses))
+        : await run();
+    } catch (err) {
+      // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
+      const message = err instanceof Error ? err.message : String(err);
+      outcome = { kind: "failed", error: new UpstreamError("connect", "GW_BREAKER_OPEN", message, false) };
+    }
+    const label = outcomeLabel(outcome);
+    if (label) metrics.upstreamRequests.inc({ pool: pr.pool.name, upstream: upstream.id, outcome: label });
+    // A drained upstream's in-flight count must last until its response is fully sent.
+    if (outcome.kind === "response" && !res.writableEnded && !res.destroyed) {
+      res.once("close", () => upstream.inFlight--);
+    } else upstream.inFlight--;
+    return outcome;
+  }
+
+  private noUpstream(res: ServerResponse, ex: Exchange, pr: PoolRuntime): void {
+    this.fail(res, ex, "no_upstream", `No upstream is available in pool ${pr.pool.name}.`, {
+      "retry-after": retryAfterSeconds(pr),
+    });
+  }
+
+  private fail(
+    res: ServerResponse,
+    ex: Exchange,
+    code: GatewayErrorCode,
+    message?: string,
+    headers?: Record<string, string>,
+  ): void {
+    sendError(res, code, ex.requestId, { ...(message ? { message } : {}), ...(headers ? { headers } : {}) });
+  }
+
+  /** WebSocket upgrades go to the pool the path routes to; the tunnel counts as in flight while it lasts. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    const requestId = requestIdOf(req);
+    const refuse = (code: GatewayErrorCode, message?: string) => {
+      socket.end(rawErrorResponse(code, requestId, message));
+    };
+    const rt = this.deps.runtime();
+    const target = normalizeTarget(req.url ?? "");
+    if (!target.ok) return refuse("bad_request");
+    const match = rt.router.match(req.headers.host, target.path);
+    if (!match) return refuse("no_route");
+    const pr = rt.pools.get(match.route.pool)!;
+    const upstream = pr.pool.pick(undefined, clientAddress(req));
+    if (!upstream) return refuse("no_upstream");
+    prepareUpgradeHeaders(req, requestId);
+    upstream.inFlight++;
+    socket.once("close", () => upstream.inFlight--);
+    const path = target.query ? `${match.upstreamPath}?${target.query}` : match.upstreamPath;
+    const run = () =>
+      this.deps.forwarder.ws(req, socket, head, {
+        target: upstream.url,
+        path,
+        timeout: pr.pool.settings.timeouts.response,
+        onFailure: (err) =>
+          socket.write(
+            rawErrorResponse(err.kind === "response_timeout" ? "upstream_timeout" : "bad_gateway", requestId),
+          ),
+      });
+    const judgeWs = (r: "upgraded" | "answered" | UpstreamError): Verdict =>
+      r instanceof UpstreamError ? "failure" : "success";
+    (upstream.breaker ? upstream.breaker.run(run, judgeWs) : run()).catch(() => refuse("no_upstream"));
+  }
+}

@@ -1,0 +1,182 @@
+// The live objects of one loaded config (router, pools, upstreams with their breaker and checker), built without
+// I/O, and the hand-over of upstream state from the runtime of the previous config on reload.
+import { isDeepStrictEqual } from "node:util";
+import { UpstreamBreaker, type BreakerChange } from "../breaker/breaker.ts";
+import type { GatewayConfig, UpstreamConfig } from "../config/types.ts";
+import { HealthChecker, type HealthChange, type ProbeResult } from "../health/checker.ts";
+import { Pool, type FailoverEvent } from "../pool/pool.ts";
+import { Upstream } from "../pool/upstream.ts";
+import { RetryBudget } from "../proxy/retry-budget.ts";
+import { Router } from "../router/router.ts";
+
+/** One upstream's state, kept across reloads while its pool and url stay the same. */
+export interface UpstreamEntry {
+  /** `pool` + url: what identifies an upstream across reloads. */
+  readonly key: string;
+  readonly pool: string;
+  spec: UpstreamConfig;
+  readonly upstream: Upstream;
+  breaker: UpstreamBreaker;
+  checker: HealthChecker;
+}
+
+export interface PoolRuntime {
+  pool: Pool;
+  budget: RetryBudget;
+  entries: UpstreamEntry[];
+}
+
+/** Where runtime events go (logs, metrics); implemented by the gateway. */
+export interface RuntimeObserver {
+  healthResult(entry: UpstreamEntry, result: ProbeResult): void;
+  healthChange(entry: UpstreamEntry, change: HealthChange): void;
+  breakerChange(entry: UpstreamEntry, change: BreakerChange): void;
+  failover(event: FailoverEvent): void;
+}
+
+export function entryKey(pool: string, url: string): string {
+  return `${pool}\u0000${url}`;
+}
+
+export class Runtime {
+  readonly router: Router;
+  readonly pools = new Map<string, PoolRuntime>();
+  readonly entries = new Map<string, UpstreamEntry>();
+  private readonly started = new Set<UpstreamEntry>();
+
+  constructor(
+    readonly config: GatewayConfig,
+    private readonly observer: RuntimeObserver,
+    previous?: Runtime,
+  ) {
+    this.router = new Router(config.routes);
+    for (const pc of config.pools) {
+      const entries = pc.upstreams.map((spec) => {
+        const key = entryKey(pc.name, spec.url);
+        const old = previous?.entries.get(key);
+        const entry = old ? this.carry(old, spec, pc.breaker, pc.healthCheck, previous!) : this.create(key, pc.name, spec, pc);
+        this.entries.set(key, entry);
+        return entry;
+      });
+      const pool = new Pool(
+        pc.name,
+        pc,
+        entries.map((e) => e.upstream),
+      );
+      pool.on("failover", (ev) => observer.failover(ev));
+      this.pools.set(pc.name, {
+        pool,
+        budget: new RetryBudget(pc.retryBudget.percent, pc.retryBudget.minConcurrent),
+        entries,
+      });
+    }
+  }
+
+  private create(key: string, pool: string, spec: UpstreamConfig, pc: GatewayConfig["pools"][number]): UpstreamEntry {
+    const breaker = new UpstreamBreaker(pc.breaker);
+    const upstream = new Upstream(spec, breaker);
+    const checker = new HealthChecker(upstream.url, pc.healthCheck, upstream);
+    const entry: UpstreamEntry = { key, pool, spec, upstream, breaker, checker };
+    this.wireBreaker(entry);
+    this.wireChecker(entry);
+    return entry;
+  }
+
+  // Same pool and url: health, hysteresis counters and breaker state stay. Changed breaker or check settings need
+  // new objects (timings are fixed at construction); the checker's counters move over, the breaker starts closed.
+  private carry(
+    entry: UpstreamEntry,
+    spec: UpstreamConfig,
+    breakerSettings: UpstreamBreaker["settings"],
+    healthSettings: HealthChecker["settings"],
+    previous: Runtime,
+  ): UpstreamEntry {
+    previous.started.delete(entry);
+    entry.spec = spec;
+    entry.upstream.update(spec);
+    if (!isDeepStrictEqual(entry.breaker.settings, breakerSettings)) {
+      entry.breaker.shutdown();
+      entry.breaker = new UpstreamBreaker(breakerSettings);
+      entry.upstream.breaker = entry.breaker;
+      this.wireBreaker(entry);
+      entry.upstream.changed();
+    }
+    if (isDeepStrictEqual(entry.checker.settings, healthSettings)) {
+      this.started.add(entry);
+    } else {
+      const state = entry.checker.state();
+      entry.checker.stop();
+      entry.checker = new HealthChecker(entry.upstream.url, healthSettings, entry.upstream, state);
+      this.wireChecker(entry);
+    }
+    return entry;
+  }
+
+  private wireBreaker(entry: UpstreamEntry): void {
+    const breaker = entry.breaker;
+    breaker.on("change", (change) => {
+      entry.upstream.changed();
+      this.observer.breakerChange(entry, change);
+    });
+  }
+
+  private wireChecker(entry: UpstreamEntry): void {
+    entry.checker.on("result", (r) => this.observer.healthResult(entry, r));
+    entry.checker.on("change", (c) => this.observer.healthChange(entry, c));
+  }
+
+  /** Runs the first health round of every checker not yet running (all at once), then schedules them all. */
+  async start(): Promise<void> {
+    const fresh = [...this.entries.values()].filter((e) => !this.started.has(e));
+    for (const e of fresh) this.started.add(e);
+    const pools = [...this.pools.values()].map((p) => p.pool);
+    for (const p of pools) p.hold();
+    try {
+      await Promise.all(fresh.map((e) => (e.checker.settings.enabled ? e.checker.runOnce() : undefined)));
+    } finally {
+      for (const p of pools) p.release();
+    }
+    for (const e of fresh) e.checker.start();
+  }
+
+  /** One health round of every upstream, now: the test hook instead of sleeping for an interval. */
+  async runHealthRound(): Promise<void> {
+    await Promise.all(
+      [...this.entries.values()].map((e) => (e.checker.settings.enabled ? e.checker.runOnce() : undefined)),
+    );
+  }
+
+  /** True when every route's pool has an upstream available. Lists the routes that have none. */
+  routesWithoutUpstream(): string[] {
+    return this.config.routes
+      .filter((r) => {
+        const p = this.pools.get(r.pool);
+        return !p || p.pool.tier === -1;
+      })
+      .map((r) => r.id);
+  }
+
+  /**
+   * Hands over to the runtime of a new config: pools stop listening, and the entries the new runtime did not
+   * carry are stopped and returned (their agents close once their requests finish).
+   */
+  retire(): UpstreamEntry[] {
+    for (const p of this.pools.values()) p.pool.close();
+    const removed = [...this.started];
+    for (const e of removed) {
+      e.checker.stop();
+      e.breaker.shutdown();
+    }
+    this.started.clear();
+    return removed;
+  }
+
+  /** Stops everything (gateway shutdown). */
+  stop(): void {
+    this.retire();
+    for (const e of this.entries.values()) {
+      e.checker.stop();
+      e.breaker.shutdown();
+    }
+  }
+}

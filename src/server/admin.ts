@@ -1,0 +1,114 @@
+// The gateway's own endpoints on Express: /healthz, /readyz, /metrics and the key-protected /admin/* API.
+import express, { type NextFunction, type Request, type Response } from "express";
+import { timingSafeEqual } from "node:crypto";
+import type { GatewayMetrics } from "../metrics/metrics.ts";
+import { sendError } from "../proxy/errors.ts";
+import { requestIdOf } from "../proxy/headers.ts";
+import { dashboardHtml } from "./dashboard.ts";
+import type { ReloadResult, StatusReport } from "./status.ts";
+
+/** What the admin API needs of the gateway. */
+export interface AdminTarget {
+  metrics: GatewayMetrics;
+  apiKey(): string | undefined;
+  readiness(): { ready: boolean; reason?: string; routesWithoutUpstream?: string[] };
+  status(): StatusReport;
+  reload(trigger: "api"): Promise<ReloadResult>;
+  setDrained(pool: string, id: string, drained: boolean): "ok" | "no_pool" | "no_upstream";
+}
+
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");
+}
+
+function keyMatches(given: string, key: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(key);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Bearer or X-API-Key when a key is set; loopback clients only when none is. */
+function adminAuth(target: AdminTarget) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const key = target.apiKey();
+    if (!key) {
+      if (isLoopback(req.socket.remoteAddress)) return next();
+      return sendError(res, "forbidden", requestIdOf(req));
+    }
+    const auth = req.headers.authorization;
+    const given = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : req.headers["x-api-key"];
+    if (typeof given === "string" && keyMatches(given, key)) return next();
+    res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
+    return sendError(res, "unauthorized", requestIdOf(req));
+  };
+}
+
+export function createAdminApp(target: AdminTarget): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+
+  app.get("/readyz", (_req, res) => {
+    const r = target.readiness();
+    res.status(r.ready ? 200 : 503).json(r);
+  });
+
+  app.get("/metrics", async (_req, res) => {
+    const registry = target.metrics.registry;
+    res.setHeader("content-type", registry.contentType);
+    res.end(await registry.metrics());
+  });
+
+  const admin = express.Router();
+  admin.use(adminAuth(target));
+  admin.get("/", (_req, res) => {
+    res.setHeader("content-type", "text/html; charset=utf-8");
+    res.setHeader("cache-control", "no-store");
+    res.end(dashboardHtml);
+  });
+  admin.get("/status", (_req, res) => {
+    res.json(target.status());
+  });
+  admin.post("/reload", async (_req, res) => {
+    const result = await target.reload("api");
+    res.status(result.ok ? 200 : 400).json(result);
+  });
+  const drain = (drained: boolean) => (req: Request<{ pool: string; id: string }>, res: Response) => {
+    const { pool, id } = req.params;
+    const r = target.setDrained(pool, id, drained);
+    if (r === "ok") return res.json({ pool, upstream: id, drained });
+    return res.status(404).json({
+      error: "not_found",
+      message: r === "no_pool" ? `No pool named ${pool}.` : `No upstream ${id} in pool ${pool}.`,
+      requestId: requestIdOf(req),
+    });
+  };
+  admin.post("/pools/:pool/upstreams/:id/drain", drain(true));
+  admin.post("/pools/:pool/upstreams/:id/enable", drain(false));
+  app.use("/admin", admin);
+
+  app.use((req: Request, res: Response) => {
+    sendError(res, "no_route", requestIdOf(req), { message: `No gateway endpoint ${req.method} ${req.path}.` });
+  });
+  return app;
+}
+
+/** Whether a request path belongs to the gateway's own endpoints rather than to the routes. */
+export function isGatewayPath(path: string): boolean {
+  return (
+    path === "/healthz" ||
+    path === "/readyz" ||
+    path === "/metrics" ||
+    path === "/admin" ||
+    path.startsWith("/admin/") ||
+    path.startsWith("/healthz?") ||
+    path.startsWith("/readyz?") ||
+    path.startsWith("/metrics?") ||
+    path.startsWith("/admin?")
+  );
+}

@@ -1,0 +1,261 @@
+// The gateway process: loads the config, builds the runtime, listens, reloads, and shuts down gracefully.
+import http from "node:http";
+import type { Socket } from "node:net";
+import { once } from "node:events";
+import { ConfigError, formatIssue, loadConfigFile } from "../config/load.ts";
+import type { GatewayConfig, ListenAddress } from "../config/types.ts";
+import { createLogger, type Logger } from "../log/log.ts";
+import { GatewayMetrics } from "../metrics/metrics.ts";
+import { tierName } from "../pool/pool.ts";
+import { Forwarder } from "../proxy/forward.ts";
+import { ProxyHandler } from "../proxy/handler.ts";
+import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
+import { createAdminApp, isGatewayPath } from "./admin.ts";
+import { diffConfigs } from "./diff.ts";
+import { metricsSnapshot, statusReport, type ReloadResult, type StatusReport } from "./status.ts";
+
+export interface GatewayOptions {
+  configPath: string;
+  env?: Record<string, string | undefined>;
+  log?: Logger;
+  /** prom-client's process and Node metrics; tests that start many gateways may turn them off. */
+  defaultMetrics?: boolean;
+}
+
+export type ReloadTrigger = "api" | "signal" | "watch";
+
+async function listen(server: http.Server, addr: ListenAddress): Promise<void> {
+  server.listen(addr.port, addr.host);
+  await once(server, "listening");
+}
+
+function portOf(server: http.Server): number {
+  const a = server.address();
+  return typeof a === "object" && a ? a.port : 0;
+}
+
+export class Gateway {
+  readonly log: Logger;
+  readonly metrics: GatewayMetrics;
+  private readonly forwarder = new Forwarder();
+  private readonly handler: ProxyHandler;
+  private readonly server: http.Server;
+  private adminServer: http.Server | undefined;
+  private rt!: Runtime;
+  private firstRoundDone = false;
+  private reloading: Promise<ReloadResult> = Promise.resolve({ ok: false, errors: [] });
+  private stopping: Promise<void> | undefined;
+  private readonly tunnels = new Set<Socket>();
+
+  private constructor(private readonly options: GatewayOptions) {
+    this.log = options.log ?? createLogger();
+    this.metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
+    this.metrics.setStateSource(() => metricsSnapshot(this.rt));
+    this.handler = new ProxyHandler({
+      runtime: () => this.rt,
+      forwarder: this.forwarder,
+      metrics: this.metrics,
+      log: this.log,
+    });
+    const admin = createAdminApp({
+      metrics: this.metrics,
+      apiKey: () => this.rt.config.admin.apiKey,
+      readiness: () => this.readiness(),
+      status: () => this.status(),
+      reload: (trigger) => this.reload(trigger),
+      setDrained: (pool, id, drained) => this.setDrained(pool, id, drained),
+    });
+    this.server = http.createServer((req, res) => {
+      if (!this.adminServer && isGatewayPath(req.url ?? "")) return void admin(req, res);
+      this.handler.handle(req, res);
+    });
+    this.server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      this.tunnels.add(socket);
+      socket.once("close", () => this.tunnels.delete(socket));
+      this.handler.upgrade(req, socket, head);
+    });
+    this.server.on("clientError", (_err, socket) => {
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+      else socket.destroy();
+    });
+    this.adminApp = admin;
+  }
+
+  private readonly adminApp: ReturnType<typeof createAdminApp>;
+
+  /** Loads the config (throws ConfigError on a bad file), listens, and starts the first health round. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const config = await loadConfigFile(options.configPath, options.env ?? process.env);
+    const gw = new Gateway(options);
+    gw.rt = new Runtime(config, gw.observer());
+    gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
+    await listen(gw.server, config.listen);
+    if (config.admin.listen) {
+      const app = gw.adminApp;
+      gw.adminServer = http.createServer((req, res) => void app(req, res));
+      await listen(gw.adminServer, config.admin.listen);
+    }
+    gw.log.info("gateway_started", {
+      listen: `${config.listen.host}:${portOf(gw.server)}`,
+      config: config.source.path,
+      pools: config.pools.length,
+      routes: config.routes.length,
+    });
+    void gw.rt.start().then(() => {
+      gw.firstRoundDone = true;
+      gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
+    });
+    return gw;
+  }
+
+  get config(): GatewayConfig {
+    return this.rt.config;
+  }
+
+  get runtime(): Runtime {
+    return this.rt;
+  }
+
+  /** Base URL of the main listener, on loopback. */
+  get url(): string {
+    return `http://127.0.0.1:${portOf(this.server)}`;
+  }
+
+  /** Base URL of the admin listener, or the main one when there is none. */
+  get adminUrl(): string {
+    return this.adminServer ? `http://127.0.0.1:${portOf(this.adminServer)}` : this.url;
+  }
+
+  private observer(): RuntimeObserver {
+    const { log, metrics } = this;
+    const state = (h: boolean | undefined) => (h === undefined ? "unknown" : h ? "healthy" : "unhealthy");
+    return {
+      healthResult: (e, r) =>
+        metrics.healthChecks.inc({ pool: e.pool, upstream: e.upstream.id, result: r.ok ? "success" : "failure" }),
+      healthChange: (e, c) =>
+        (c.up ? log.info : log.warn)("health_change", {
+          pool: e.pool,
+          upstream: e.upstream.id,
+          url: e.upstream.url.href,
+          from: state(c.from),
+          to: state(c.up),
+          reason: c.reason,
+        }),
+      breakerChange: (e, c) =>
+        (c.to === "open" ? log.warn : log.info)("breaker_change", {
+          pool: e.pool,
+          upstream: e.upstream.id,
+          from: c.from,
+          to: c.to,
+          reason: c.reason,
+        }),
+      failover: (ev) => {
+        const to = tierName(ev.to);
+        log.warn("failover", { pool: ev.pool, from: tierName(ev.from), to, reason: ev.reason });
+        if (to !== "none") metrics.failovers.inc({ pool: ev.pool, to });
+      },
+    };
+  }
+
+  readiness(): { ready: boolean; reason?: string; routesWithoutUpstream?: string[] } {
+    if (this.stopping) return { ready: false, reason: "shutting down" };
+    if (!this.firstRoundDone) return { ready: false, reason: "first health-check round not done" };
+    const missing = this.rt.routesWithoutUpstream();
+    if (missing.length) return { ready: false, reason: "routes without an available upstream", routesWithoutUpstream: missing };
+    return { ready: true };
+  }
+
+  status(): StatusReport {
+    return statusReport(this.rt, this.readiness().ready);
+  }
+
+  /** Runs one health round of every upstream now (the hook tests use instead of waiting for the interval). */
+  async runHealthRound(): Promise<void> {
+    await this.rt.runHealthRound();
+    this.firstRoundDone = true;
+  }
+
+  setDrained(pool: string, id: string, drained: boolean): "ok" | "no_pool" | "no_upstream" {
+    const p = this.rt.pools.get(pool);
+    if (!p) return "no_pool";
+    const e = p.entries.find((x) => x.upstream.id === id);
+    if (!e) return "no_upstream";
+    if (e.upstream.setDrained(drained)) {
+      this.log.info(drained ? "upstream_drained" : "upstream_enabled", { pool, upstream: id });
+    }
+    return "ok";
+  }
+
+  /**
+   * Loads the config file again and swaps it in: requests in flight finish on the old runtime, new ones use
+   * the new one. A bad file changes nothing. Reloads run one at a time.
+   */
+  reload(trigger: ReloadTrigger): Promise<ReloadResult> {
+    this.reloading = this.reloading.then(() => this.doReload(trigger));
+    return this.reloading;
+  }
+
+  private async doReload(trigger: ReloadTrigger): Promise<ReloadResult> {
+    let config: GatewayConfig;
+    try {
+      config = await loadConfigFile(this.options.configPath, this.options.env ?? process.env);
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)];
+      this.log.error("config_error", { trigger, file: this.options.configPath, errors });
+      this.metrics.configReloads.inc({ result: "failure" });
+      return { ok: false, errors };
+    }
+    const old = this.rt;
+    const changes = diffConfigs(old.config, config);
+    const next = new Runtime(config, this.observer(), old);
+    const removed = old.retire();
+    this.rt = next;
+    for (const e of removed) this.releaseWhenIdle(e);
+    void next.start();
+    this.metrics.configReloads.inc({ result: "success" });
+    this.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
+    this.log.info("config_reload", { trigger, file: config.source.path, hash: config.source.hash, changes });
+    return { ok: true, hash: config.source.hash, changes };
+  }
+
+  // A removed upstream's pooled connections close once its last request has finished.
+  private releaseWhenIdle(e: UpstreamEntry): void {
+    const u = e.upstream;
+    if (u.inFlight === 0) return this.forwarder.releaseAgent(u);
+    const timer = setInterval(() => {
+      if (u.inFlight > 0 && !this.stopping) return;
+      clearInterval(timer);
+      this.forwarder.releaseAgent(u);
+    }, 250);
+    timer.unref();
+  }
+
+  /** Stops accepting, lets requests in flight finish (up to shutdownGrace), then closes everything. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const grace = this.rt.config.shutdownGrace;
+    this.log.info("shutdown_started", { inflight: this.handler.inflight, graceMs: grace });
+    const closed = Promise.all([
+      new Promise<void>((r) => this.server.close(() => r())),
+      this.adminServer ? new Promise<void>((r) => this.adminServer!.close(() => r())) : undefined,
+    ]);
+    this.server.closeIdleConnections();
+    this.adminServer?.closeIdleConnections();
+    const drained = this.handler.inflight === 0 ? Promise.resolve(true) : once(this.handler, "idle").then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), grace)));
+    const clean = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    this.server.closeAllConnections();
+    this.adminServer?.closeAllConnections();
+    for (const s of this.tunnels) s.destroy();
+    await closed;
+    this.rt.stop();
+    this.forwarder.close();
+    this.log.info("shutdown_complete", { clean, inflight: this.handler.inflight });
+  }
+}

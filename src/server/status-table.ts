@@ -1,0 +1,34 @@
+// Renders the /admin/status report as the plain-text table `gateway status` prints.
+import type { StatusReport } from "./status.ts";
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+export function formatStatusTable(report: StatusReport): string {
+  const rows = [["POOL", "TIER", "UPSTREAM", "URL", "WEIGHT", "ROLE", "HEALTH", "BREAKER", "DRAINED", "INFLIGHT", "LAST CHECK", "REASON"]];
+  for (const p of report.pools) {
+    for (const u of p.upstreams) {
+      const last = u.lastCheck
+        ? `${u.lastCheck.status ?? u.lastCheck.error ?? "-"} ${u.lastCheck.latencyMs}ms`
+        : "-";
+      rows.push([
+        p.name,
+        p.activeTierName,
+        u.id,
+        u.url,
+        String(u.weight),
+        u.backup ? "backup" : "primary",
+        u.health,
+        u.breaker,
+        u.drained ? "yes" : "no",
+        String(u.inFlight),
+        last,
+        u.reason || "-",
+      ]);
+    }
+  }
+  const head = `config ${report.config.path} (sha256 ${report.config.hash.slice(0, 12)}, loaded ${report.config.loadedAt}), ready: ${report.ready ? "yes" : "no"}`;
+  return `${head}\n${table(rows)}\n`;
+}

@@ -1,0 +1,101 @@
+// The /admin/status report and the reload answer: what operators (and `gateway status`) read about the gateway.
+import type { StateSnapshot } from "../metrics/metrics.ts";
+import { tierName } from "../pool/pool.ts";
+import type { Runtime } from "../runtime/runtime.ts";
+
+export interface UpstreamStatus {
+  id: string;
+  url: string;
+  weight: number;
+  backup: boolean;
+  health: "unknown" | "healthy" | "unhealthy";
+  available: boolean;
+  breaker: "closed" | "open" | "half_open";
+  drained: boolean;
+  inFlight: number;
+  requests: number;
+  reason: string;
+  passes: number;
+  fails: number;
+  lastCheck: { time: string; status?: number; latencyMs: number; error?: string } | null;
+}
+
+export interface PoolStatus {
+  name: string;
+  balance: string;
+  activeTier: number;
+  activeTierName: "primary" | "backup" | "none";
+  upstreams: UpstreamStatus[];
+}
+
+export interface StatusReport {
+  config: { path: string; hash: string; loadedAt: string };
+  ready: boolean;
+  pools: PoolStatus[];
+}
+
+export interface ConfigChanges {
+  pools: { added: string[]; removed: string[]; changed: string[] };
+  routes: { added: string[]; removed: string[]; changed: string[] };
+  upstreams: { added: string[]; removed: string[]; changed: string[] };
+  warnings: string[];
+}
+
+export type ReloadResult =
+  | { ok: true; hash: string; changes: ConfigChanges }
+  | { ok: false; errors: string[] };
+
+export function statusReport(rt: Runtime, ready: boolean): StatusReport {
+  const src = rt.config.source;
+  return {
+    config: { path: src.path, hash: src.hash, loadedAt: src.loadedAt.toISOString() },
+    ready,
+    pools: [...rt.pools.values()].map(({ pool, entries }) => ({
+      name: pool.name,
+      balance: pool.settings.balance,
+      activeTier: pool.tier,
+      activeTierName: tierName(pool.tier),
+      upstreams: entries.map(({ upstream: u, checker }) => {
+        const last = checker.last;
+        return {
+          id: u.id,
+          url: u.url.href,
+          weight: u.weight,
+          backup: u.backup,
+          health: u.health,
+          available: u.available(),
+          breaker: u.breaker?.state() ?? "closed",
+          drained: u.drained,
+          inFlight: u.inFlight,
+          requests: u.requests,
+          reason: u.reason(),
+          passes: checker.passes,
+          fails: checker.fails,
+          lastCheck: last
+            ? {
+                time: last.time.toISOString(),
+                latencyMs: last.latencyMs,
+                ...(last.status !== undefined ? { status: last.status } : {}),
+                ...(last.error !== undefined ? { error: last.error } : {}),
+              }
+            : null,
+        };
+      }),
+    })),
+  };
+}
+
+/** What the state gauges read at scrape time. */
+export function metricsSnapshot(rt: Runtime): StateSnapshot {
+  return {
+    pools: [...rt.pools.values()].map(({ pool }) => ({
+      name: pool.name,
+      tier: pool.tier,
+      upstreams: pool.upstreams.map((u) => ({
+        id: u.id,
+        up: u.health !== "unhealthy",
+        breaker: u.breaker?.state() ?? "closed",
+      })),
+    })),
+  };
+}
