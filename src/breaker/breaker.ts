@@ -56,7 +56,7 @@ export interface BreakerChange {
  */
 export class UpstreamBreaker extends EventEmitter<{ change: [BreakerChange] }> {
   readonly settings: BreakerSettings;
-  private readonly cb: CircuitBreaker<[() => Promise<unknown>], unknown>;
+  private readonly cb: CircuitBreaker<[() => Promise<unknown>]>;
   private readonly bucketMs: number;
   private current: BreakerState = "closed";
   private openReason = "";
@@ -88,7 +88,9 @@ export class UpstreamBreaker extends EventEmitter<{ change: [BreakerChange] }> {
           : `breaker open: ${s.failures}/${s.fires} failed in ${windowS}s`;
       this.transition("open", this.openReason);
     });
-    this.cb.on("halfOpen", () => this.transition("half_open", "reset timeout elapsed, one trial request allowed"));
+    this.cb.on("halfOpen", () =>
+      this.transition("half_open", "reset timeout elapsed, one trial request allowed"),
+    );
     this.cb.on("close", () => this.transition("closed", "trial request succeeded"));
   }
 

@@ -41,7 +41,10 @@ function mergeSettings(base: PoolSettings, over: RawSettings | undefined): PoolS
 
 const BUILTIN: PoolSettings = {
   balance: DEFAULTS.balance,
-  healthCheck: { ...DEFAULTS.healthCheck, expectStatus: parseStatusRanges(DEFAULTS.healthCheck.expectStatus) },
+  healthCheck: {
+    ...DEFAULTS.healthCheck,
+    expectStatus: parseStatusRanges(DEFAULTS.healthCheck.expectStatus),
+  },
   breaker: { ...DEFAULTS.breaker },
   timeouts: { ...DEFAULTS.timeouts },
   retries: DEFAULTS.retries,

@@ -102,7 +102,8 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
       const reason = state.healthy
         ? `${state.passes} passed check${state.passes === 1 ? "" : "s"}`
         : `${state.fails} failed check${state.fails === 1 ? "" : "s"}: ${result.error ?? `status ${result.status}`}`;
-      if (this.target.setStatus(state.healthy, reason)) this.emit("change", { from, up: state.healthy, reason });
+      if (this.target.setStatus(state.healthy, reason))
+        this.emit("change", { from, up: state.healthy, reason });
     }
     return result;
   }
@@ -120,13 +121,17 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
         this.inFlight = undefined;
         resolve({ ...r, time, latencyMs: Math.round((performance.now() - started) * 10) / 10 });
       };
-      const req = mod.get(this.probeUrl, { agent: false, headers: { "user-agent": "gateway-health-check" } }, (res) => {
-        const status = res.statusCode ?? 0;
-        res.resume();
-        const ok = inRanges(status, this.settings.expectStatus);
-        finish(ok ? { ok, status } : { ok, status, error: `status ${status}` });
-        req.destroy();
-      });
+      const req = mod.get(
+        this.probeUrl,
+        { agent: false, headers: { "user-agent": "gateway-health-check" } },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          res.resume();
+          const ok = inRanges(status, this.settings.expectStatus);
+          finish(ok ? { ok, status } : { ok, status, error: `status ${status}` });
+          req.destroy();
+        },
+      );
       this.inFlight = req;
       const deadline = setTimeout(() => {
         finish({ ok: false, error: `timeout after ${this.settings.timeout}ms` });

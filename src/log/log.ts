@@ -37,6 +37,8 @@ export function createLogger(options: { level?: LogLevel; stream?: Writable } = 
   const w = winston.createLogger({
     level: options.level ?? parseLogLevel(process.env.GATEWAY_LOG_LEVEL),
     format: winston.format.combine(contractShape(), winston.format.json()),
+    // winston's bundled transport types lag its runtime class; the object is a real Stream transport.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
     transports: [new winston.transports.Stream({ stream })],
   });
   const write = (level: LogLevel) => (msg: string, fields?: LogFields) => {

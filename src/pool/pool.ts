@@ -69,7 +69,9 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
    * tier goes first; the other tier is the fallback, so a retry after the only primary failed reaches a backup.
    */
   pick(exclude: ReadonlySet<Upstream> | undefined, clientKey: string): Upstream | undefined {
-    const usable = exclude?.size ? (u: Upstream) => u.available() && !exclude.has(u) : (u: Upstream) => u.available();
+    const usable = exclude?.size
+      ? (u: Upstream) => u.available() && !exclude.has(u)
+      : (u: Upstream) => u.available();
     const [first, firstB, second, secondB] =
       this.currentTier === 1
         ? [this.backups, this.backupBalancer, this.primaries, this.primaryBalancer]

@@ -38,9 +38,11 @@ export class RequestBody {
    */
   static async read(req: IncomingMessage, maxBodySize: number): Promise<RequestBody> {
     const declared = req.headers["content-length"];
-    const hasBody = declared !== undefined ? declared !== "0" : req.headers["transfer-encoding"] !== undefined;
+    const hasBody =
+      declared !== undefined ? declared !== "0" : req.headers["transfer-encoding"] !== undefined;
     if (!hasBody) return new RequestBody(req, [], true, maxBodySize);
-    if (maxBodySize > 0 && declared !== undefined && Number(declared) > maxBodySize) throw new BodyTooLargeError();
+    if (maxBodySize > 0 && declared !== undefined && Number(declared) > maxBodySize)
+      throw new BodyTooLargeError();
     const kept: Buffer[] = [];
     let size = 0;
     const complete = await new Promise<boolean>((resolve, reject) => {

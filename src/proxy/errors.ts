@@ -4,7 +4,10 @@ import { STATUS_CODES, type ServerResponse } from "node:http";
 export const GATEWAY_ERRORS = {
   bad_request: { status: 400, message: "The request path is malformed or climbs above /." },
   unauthorized: { status: 401, message: "This endpoint needs the admin API key." },
-  forbidden: { status: 403, message: "No admin API key is set, so this endpoint answers loopback clients only." },
+  forbidden: {
+    status: 403,
+    message: "No admin API key is set, so this endpoint answers loopback clients only.",
+  },
   no_route: { status: 404, message: "No route matches this request." },
   payload_too_large: { status: 413, message: "The request body is larger than maxBodySize." },
   bad_gateway: { status: 502, message: "The upstream failed and retries are spent." },

@@ -22,9 +22,7 @@ export class UpstreamError extends Error {
 }
 
 export type AttemptOutcome =
-  | { kind: "response"; status: number }
-  | { kind: "failed"; error: UpstreamError }
-  | { kind: "aborted" };
+  { kind: "response"; status: number } | { kind: "failed"; error: UpstreamError } | { kind: "aborted" };
 
 export interface AttemptOptions {
   target: URL;
@@ -53,7 +51,14 @@ interface Attempt {
 const kAttempt = Symbol("gateway.attempt");
 type WithAttempt = http.IncomingMessage & { [kAttempt]?: Attempt };
 
-const CONNECT_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EADDRNOTAVAIL"]);
+const CONNECT_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EADDRNOTAVAIL",
+]);
 
 /**
  * Wraps http-proxy-3 with what it does not do safely by default (dependencies.md §1): keep-alive agents, our own
@@ -78,7 +83,13 @@ export class Forwarder {
     if (!agent) {
       const Agent = url.protocol === "https:" ? https.Agent : http.Agent;
       // Idle sockets close after 4 s, below Node's default 5 s server keep-alive, to dodge the stale-socket race.
-      agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, timeout: 4_000, scheduling: "lifo" });
+      agent = new Agent({
+        keepAlive: true,
+        maxSockets: 512,
+        maxFreeSockets: 64,
+        timeout: 4_000,
+        scheduling: "lifo",
+      });
       this.agents.set(owner, agent);
     }
     return agent;
@@ -96,7 +107,11 @@ export class Forwarder {
   }
 
   /** Sends one attempt. Resolves once: on response headers (already relayed), on failure, or on client abort. */
-  forward(req: http.IncomingMessage, res: http.ServerResponse, options: AttemptOptions): Promise<AttemptOutcome> {
+  forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    options: AttemptOptions,
+  ): Promise<AttemptOutcome> {
     return new Promise((resolve) => {
       const onClientClose = () => attempt.settle({ kind: "aborted" });
       const attempt: Attempt = {
@@ -251,13 +266,19 @@ export class Forwarder {
 function classify(err: Error, a: Attempt): UpstreamError {
   const code = (err as NodeJS.ErrnoException).code ?? "EPROTO";
   const sent = a.connected;
-  if (a.tooLarge) return new UpstreamError("body_too_large", "GW_BODY_TOO_LARGE", "request body over maxBodySize", sent);
+  if (a.tooLarge)
+    return new UpstreamError("body_too_large", "GW_BODY_TOO_LARGE", "request body over maxBodySize", sent);
   if (a.responseTimedOut) {
     const ms = a.options.responseTimeout;
     return new UpstreamError("response_timeout", "ETIMEDOUT", `no response headers within ${ms}ms`, sent);
   }
   if (a.connectTimedOut) {
-    return new UpstreamError("connect_timeout", "ECONNECTTIMEOUT", `connect timed out after ${a.options.connectTimeout}ms`, false);
+    return new UpstreamError(
+      "connect_timeout",
+      "ECONNECTTIMEOUT",
+      `connect timed out after ${a.options.connectTimeout}ms`,
+      false,
+    );
   }
   if (!a.connected || CONNECT_CODES.has(code)) return new UpstreamError("connect", code, err.message, false);
   return new UpstreamError("reset", code, err.message, sent);

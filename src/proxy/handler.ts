@@ -179,7 +179,12 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
         }
         if (!retrying) {
           if (!pr.budget.tryRetry()) {
-            return this.fail(res, ex, "bad_gateway", `Upstream ${upstream.id} failed: ${err.code}; retry budget spent.`);
+            return this.fail(
+              res,
+              ex,
+              "bad_gateway",
+              `Upstream ${upstream.id} failed: ${err.code}; retry budget spent.`,
+            );
           }
           retrying = true;
         }

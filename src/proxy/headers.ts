@@ -5,7 +5,16 @@ import { TLSSocket } from "node:tls";
 
 // RFC 9110 §7.6.1 plus the de-facto ones (reply-from's list). `transfer-encoding` is left to Node, which frames
 // the outgoing body itself; `te: trailers` is the one TE value worth passing.
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "upgrade", "http2-settings"];
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "upgrade",
+  "http2-settings",
+];
 
 function listedInConnection(headers: IncomingHttpHeaders): string[] {
   const c = headers.connection;
@@ -21,7 +30,8 @@ export function stripHopByHop(headers: IncomingHttpHeaders, keepTrailersTe = fal
   for (const name of listedInConnection(headers)) delete headers[name];
   const te = headers.te;
   for (const name of HOP_BY_HOP) delete headers[name];
-  if (keepTrailersTe && typeof te === "string" && /(^|,)\s*trailers\s*(,|$)/i.test(te)) headers.te = "trailers";
+  if (keepTrailersTe && typeof te === "string" && /(^|,)\s*trailers\s*(,|$)/i.test(te))
+    headers.te = "trailers";
 }
 
 /** Response side: also drops `transfer-encoding`, since Node re-frames the body for the client. */
@@ -46,7 +56,7 @@ function setForwarding(req: IncomingMessage, requestId: string, proto: string): 
   const h = req.headers;
   const ip = clientAddress(req);
   const prior = h["x-forwarded-for"];
-  h["x-forwarded-for"] = prior ? `${prior}, ${ip}` : ip;
+  h["x-forwarded-for"] = prior ? `${String(prior)}, ${ip}` : ip;
   h["x-forwarded-proto"] = proto;
   if (h.host) h["x-forwarded-host"] = h.host;
   h["x-request-id"] = requestId;

@@ -54,7 +54,9 @@ export class Runtime {
       const entries = pc.upstreams.map((spec) => {
         const key = entryKey(pc.name, spec.url);
         const old = previous?.entries.get(key);
-        const entry = old ? this.carry(old, spec, pc.breaker, pc.healthCheck, previous!) : this.create(key, pc.name, spec, pc);
+        const entry = old
+          ? this.carry(old, spec, pc.breaker, pc.healthCheck, previous!)
+          : this.create(key, pc.name, spec, pc);
         this.entries.set(key, entry);
         return entry;
       });
@@ -72,7 +74,12 @@ export class Runtime {
     }
   }
 
-  private create(key: string, pool: string, spec: UpstreamConfig, pc: GatewayConfig["pools"][number]): UpstreamEntry {
+  private create(
+    key: string,
+    pool: string,
+    spec: UpstreamConfig,
+    pc: GatewayConfig["pools"][number],
+  ): UpstreamEntry {
     const breaker = new UpstreamBreaker(pc.breaker);
     const upstream = new Upstream(spec, breaker);
     const checker = new HealthChecker(upstream.url, pc.healthCheck, upstream);
@@ -132,7 +139,7 @@ export class Runtime {
     const pools = [...this.pools.values()].map((p) => p.pool);
     for (const p of pools) p.hold();
     try {
-      await Promise.all(fresh.map((e) => (e.checker.settings.enabled ? e.checker.runOnce() : undefined)));
+      await Promise.all(fresh.filter((e) => e.checker.settings.enabled).map((e) => e.checker.runOnce()));
     } finally {
       for (const p of pools) p.release();
     }
@@ -141,9 +148,8 @@ export class Runtime {
 
   /** One health round of every upstream, now: the test hook instead of sleeping for an interval. */
   async runHealthRound(): Promise<void> {
-    await Promise.all(
-      [...this.entries.values()].map((e) => (e.checker.settings.enabled ? e.checker.runOnce() : undefined)),
-    );
+    const enabled = [...this.entries.values()].filter((e) => e.checker.settings.enabled);
+    await Promise.all(enabled.map((e) => e.checker.runOnce()));
   }
 
   /** True when every route's pool has an upstream available. Lists the routes that have none. */

@@ -93,7 +93,9 @@ export function createAdminApp(target: AdminTarget): express.Express {
   app.use("/admin", admin);
 
   app.use((req: Request, res: Response) => {
-    sendError(res, "no_route", requestIdOf(req), { message: `No gateway endpoint ${req.method} ${req.path}.` });
+    sendError(res, "no_route", requestIdOf(req), {
+      message: `No gateway endpoint ${req.method} ${req.path}.`,
+    });
   });
   return app;
 }

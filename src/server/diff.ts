@@ -6,7 +6,9 @@ import type { ConfigChanges } from "./status.ts";
 function diffMaps<T>(before: Map<string, T>, after: Map<string, T>) {
   const added = [...after.keys()].filter((k) => !before.has(k));
   const removed = [...before.keys()].filter((k) => !after.has(k));
-  const changed = [...after.keys()].filter((k) => before.has(k) && !isDeepStrictEqual(before.get(k), after.get(k)));
+  const changed = [...after.keys()].filter(
+    (k) => before.has(k) && !isDeepStrictEqual(before.get(k), after.get(k)),
+  );
   return { added, removed, changed };
 }
 
@@ -21,12 +23,18 @@ function pools(c: GatewayConfig) {
 
 export function diffConfigs(before: GatewayConfig, after: GatewayConfig): ConfigChanges {
   const warnings: string[] = [];
-  if (!isDeepStrictEqual(before.listen, after.listen) || !isDeepStrictEqual(before.admin.listen, after.admin.listen)) {
+  if (
+    !isDeepStrictEqual(before.listen, after.listen) ||
+    !isDeepStrictEqual(before.admin.listen, after.admin.listen)
+  ) {
     warnings.push("listen addresses changed: they take effect at the next restart");
   }
   return {
     pools: diffMaps(pools(before), pools(after)),
-    routes: diffMaps(new Map(before.routes.map((r) => [r.id, r])), new Map(after.routes.map((r) => [r.id, r]))),
+    routes: diffMaps(
+      new Map(before.routes.map((r) => [r.id, r])),
+      new Map(after.routes.map((r) => [r.id, r])),
+    ),
     upstreams: diffMaps(upstreams(before), upstreams(after)),
     warnings,
   };

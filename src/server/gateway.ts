@@ -131,7 +131,11 @@ export class Gateway {
     const state = (h: boolean | undefined) => (h === undefined ? "unknown" : h ? "healthy" : "unhealthy");
     return {
       healthResult: (e, r) =>
-        metrics.healthChecks.inc({ pool: e.pool, upstream: e.upstream.id, result: r.ok ? "success" : "failure" }),
+        metrics.healthChecks.inc({
+          pool: e.pool,
+          upstream: e.upstream.id,
+          result: r.ok ? "success" : "failure",
+        }),
       healthChange: (e, c) =>
         (c.up ? log.info : log.warn)("health_change", {
           pool: e.pool,
@@ -161,7 +165,8 @@ export class Gateway {
     if (this.stopping) return { ready: false, reason: "shutting down" };
     if (!this.firstRoundDone) return { ready: false, reason: "first health-check round not done" };
     const missing = this.rt.routesWithoutUpstream();
-    if (missing.length) return { ready: false, reason: "routes without an available upstream", routesWithoutUpstream: missing };
+    if (missing.length)
+      return { ready: false, reason: "routes without an available upstream", routesWithoutUpstream: missing };
     return { ready: true };
   }
 
@@ -245,7 +250,8 @@ export class Gateway {
     ]);
     this.server.closeIdleConnections();
     this.adminServer?.closeIdleConnections();
-    const drained = this.handler.inflight === 0 ? Promise.resolve(true) : once(this.handler, "idle").then(() => true);
+    const drained =
+      this.handler.inflight === 0 ? Promise.resolve(true) : once(this.handler, "idle").then(() => true);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), grace)));
     const clean = await Promise.race([drained, timedOut]);

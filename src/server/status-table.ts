@@ -3,11 +3,33 @@ import type { StatusReport } from "./status.ts";
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 export function formatStatusTable(report: StatusReport): string {
-  const rows = [["POOL", "TIER", "UPSTREAM", "URL", "WEIGHT", "ROLE", "HEALTH", "BREAKER", "DRAINED", "INFLIGHT", "LAST CHECK", "REASON"]];
+  const rows = [
+    [
+      "POOL",
+      "TIER",
+      "UPSTREAM",
+      "URL",
+      "WEIGHT",
+      "ROLE",
+      "HEALTH",
+      "BREAKER",
+      "DRAINED",
+      "INFLIGHT",
+      "LAST CHECK",
+      "REASON",
+    ],
+  ];
   for (const p of report.pools) {
     for (const u of p.upstreams) {
       const last = u.lastCheck

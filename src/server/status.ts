@@ -42,8 +42,7 @@ export interface ConfigChanges {
 }
 
 export type ReloadResult =
-  | { ok: true; hash: string; changes: ConfigChanges }
-  | { ok: false; errors: string[] };
+  { ok: true; hash: string; changes: ConfigChanges } | { ok: false; errors: string[] };
 
 export function statusReport(rt: Runtime, ready: boolean): StatusReport {
   const src = rt.config.source;
