@@ -28,19 +28,24 @@ function keyMatches(given: string, key: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Bearer or X-API-Key when a key is set; loopback clients only when none is. */
+/** The admin auth decision: Bearer or X-API-Key when a key is set; loopback clients only when none is. */
+export function authorize(
+  remoteAddress: string | undefined,
+  key: string | undefined,
+  headers: { authorization?: string | undefined; "x-api-key"?: string | string[] | undefined },
+): "ok" | "unauthorized" | "forbidden" {
+  if (!key) return isLoopback(remoteAddress) ? "ok" : "forbidden";
+  const auth = headers.authorization;
+  const given = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : headers["x-api-key"];
+  return typeof given === "string" && keyMatches(given, key) ? "ok" : "unauthorized";
+}
+
 function adminAuth(target: AdminTarget) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const key = target.apiKey();
-    if (!key) {
-      if (isLoopback(req.socket.remoteAddress)) return next();
-      return sendError(res, "forbidden", requestIdOf(req));
-    }
-    const auth = req.headers.authorization;
-    const given = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : req.headers["x-api-key"];
-    if (typeof given === "string" && keyMatches(given, key)) return next();
-    res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
-    return sendError(res, "unauthorized", requestIdOf(req));
+    const verdict = authorize(req.socket.remoteAddress, target.apiKey(), req.headers);
+    if (verdict === "ok") return next();
+    if (verdict === "unauthorized") res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
+    return sendError(res, verdict, requestIdOf(req));
   };
 }
 

@@ -1,0 +1,116 @@
+// Shared bench plumbing: forking bench/child.ts processes, asking them for CPU time, and never leaving one behind.
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export type FromChild =
+  { type: "ready"; port: number } | { type: "cpu"; micros: number } | { type: "error"; message: string };
+
+function isFromChild(msg: unknown): msg is FromChild {
+  return typeof msg === "object" && msg !== null && "type" in msg && typeof msg.type === "string";
+}
+
+const CHILD = join(import.meta.dirname, "child.ts");
+const live = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+
+export interface Child {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+  /** CPU time (user + system) the process has used so far, in microseconds. */
+  cpu(): Promise<number>;
+  /** Asks it to close its servers and exit; SIGKILLs it if it has not within 3 s. */
+  stop(): Promise<void>;
+  /** Dies at once, like a crash. */
+  kill(): Promise<void>;
+}
+
+/** Forks a child in `mode` and resolves once it listens. `stdout`: a file descriptor for its stdout, or ignored. */
+export async function startChild(mode: string, args: string[], stdout?: number): Promise<Child> {
+  const proc = fork(CHILD, [mode, ...args], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", stdout ?? "ignore", "inherit", "ipc"],
+  });
+  live.add(proc);
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  void exited.then(() => live.delete(proc));
+  const port = await new Promise<number>((resolve, reject) => {
+    const onMessage = (msg: unknown) => {
+      if (!isFromChild(msg) || msg.type === "cpu") return;
+      proc.off("message", onMessage);
+      if (msg.type === "ready") resolve(msg.port);
+      else reject(new Error(`${mode} child failed: ${msg.message}`));
+    };
+    proc.on("message", onMessage);
+    proc.once("exit", (code) => reject(new Error(`${mode} child exited (${String(code)}) before it was ready`)));
+  });
+  const kill = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    await exited;
+  };
+  return {
+    proc,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    cpu: () =>
+      new Promise<number>((resolve, reject) => {
+        const onMessage = (msg: unknown) => {
+          if (!isFromChild(msg) || msg.type !== "cpu") return;
+          proc.off("message", onMessage);
+          resolve(msg.micros);
+        };
+        proc.on("message", onMessage);
+        if (!proc.send({ type: "cpu" })) reject(new Error(`${mode} child: IPC closed`));
+      }),
+    stop: async () => {
+      if (proc.connected) proc.send({ type: "stop" });
+      const timer = setTimeout(() => void kill(), 3_000);
+      await exited;
+      clearTimeout(timer);
+    },
+    kill,
+  };
+}
+
+/** A temp directory that is removed when the bench exits. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/**
+ * Makes the bench exit by itself however it ends: children SIGKILLed and temp dirs removed on exit, on Ctrl-C,
+ * and after `maxMs` at the latest (a hung round must not hang CI).
+ */
+export function installCleanup(maxMs: number): void {
+  const cleanup = () => {
+    for (const p of live) p.kill("SIGKILL");
+    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  };
+  process.on("exit", cleanup);
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
+  const timer = setTimeout(() => {
+    console.error(`bench: gave up after ${maxMs / 1000} s`);
+    process.exit(2);
+  }, maxMs);
+  timer.unref();
+}
+
+/** Registers a non-Node process (nginx) so it is killed with the rest. */
+export function track(proc: ChildProcess): void {
+  live.add(proc);
+  proc.once("exit", () => live.delete(proc));
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

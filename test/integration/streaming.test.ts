@@ -1,0 +1,147 @@
+// Bodies stream both ways in constant memory, and aborted requests leave no socket open anywhere.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { once } from "node:events";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { startGateway } from "../helpers/gateway.ts";
+
+const MiB = 1024 * 1024;
+const SIZE = 256 * MiB;
+const chunk = Buffer.alloc(64 * 1024, 7);
+
+function zeros(total: number): Readable {
+  let left = total;
+  return new Readable({
+    read() {
+      if (left <= 0) return void this.push(null);
+      const n = Math.min(left, chunk.length);
+      left -= n;
+      this.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+    },
+  });
+}
+
+/** Samples RSS while `work` runs and returns the peak growth over the starting value. */
+async function peakRssGrowth(work: () => Promise<void>): Promise<number> {
+  global.gc?.();
+  const base = process.memoryUsage.rss();
+  let peak = base;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return Math.max(peak, process.memoryUsage.rss()) - base;
+}
+
+test("a 256 MiB upload and a 256 MiB download stream through in constant memory", async (t) => {
+  let uploaded = 0;
+  const upstream = http.createServer((req, res) => {
+    if (req.url === "/health") return void res.end("ok");
+    if (req.method === "POST") {
+      req.on("data", (c: Buffer) => (uploaded += c.length));
+      req.on("end", () => res.end(String(uploaded)));
+      return;
+    }
+    res.writeHead(200, { "content-length": String(SIZE) });
+    zeros(SIZE).pipe(res);
+  });
+  upstream.listen(0, "127.0.0.1");
+  await once(upstream, "listening");
+  const port = (upstream.address() as { port: number }).port;
+  const g = await startGateway(`listen: 127.0.0.1:0
+defaults: { timeouts: { response: 60s } }
+pools: { big: { upstreams: [{ url: "http://127.0.0.1:${port}" }] } }
+routes: [{ prefix: /, pool: big }]
+`);
+  t.after(async () => {
+    await g.stop();
+    upstream.close();
+  });
+  const { hostname, port: gwPort } = new URL(g.url);
+
+  const up = await peakRssGrowth(async () => {
+    const req = http.request({ host: hostname, port: gwPort, path: "/upload", method: "POST", agent: false });
+    const answer = new Promise<string>((resolve) =>
+      req.on("response", (res) => {
+        let s = "";
+        res.on("data", (c: Buffer) => (s += c.toString()));
+        res.on("end", () => resolve(s));
+      }),
+    );
+    await pipeline(zeros(SIZE), req);
+    assert.equal(await answer, String(SIZE));
+  });
+  assert.equal(uploaded, SIZE);
+
+  let downloaded = 0;
+  const down = await peakRssGrowth(async () => {
+    const res = await new Promise<http.IncomingMessage>((resolve) =>
+      http.get({ host: hostname, port: gwPort, path: "/download", agent: false }, resolve),
+    );
+    for await (const c of res) downloaded += (c as Buffer).length;
+  });
+  assert.equal(downloaded, SIZE);
+  assert.ok(up < 64 * MiB, `upload grew RSS by ${(up / MiB).toFixed(1)} MiB`);
+  assert.ok(down < 64 * MiB, `download grew RSS by ${(down / MiB).toFixed(1)} MiB`);
+});
+
+test("an abort storm leaves no upstream connection open and no request in flight", async (t) => {
+  const open = new Set<import("node:net").Socket>();
+  let started = 0;
+  const upstream = http.createServer((req, res) => {
+    if (req.url === "/health") return void res.end("ok");
+    started++;
+    // Half the requests never answer, half stream forever: both must be cut when the client leaves.
+    if (req.url === "/stream") {
+      res.writeHead(200);
+      const timer = setInterval(() => res.write("tick\n"), 5);
+      res.on("close", () => clearInterval(timer));
+    }
+  });
+  upstream.on("connection", (s: import("node:net").Socket) => {
+    open.add(s);
+    s.once("close", () => open.delete(s));
+  });
+  upstream.listen(0, "127.0.0.1");
+  await once(upstream, "listening");
+  const port = (upstream.address() as { port: number }).port;
+  const g = await startGateway(`listen: 127.0.0.1:0
+defaults: { timeouts: { response: 30s } }
+pools: { p: { upstreams: [{ url: "http://127.0.0.1:${port}" }] } }
+routes: [{ prefix: /, pool: p }]
+`);
+  t.after(async () => {
+    await g.stop();
+    upstream.close();
+  });
+  const { hostname, port: gwPort } = new URL(g.url);
+  const N = 200;
+  await Promise.all(
+    Array.from({ length: N }, (_, i) => {
+      return new Promise<void>((resolve) => {
+        const req = http.get({
+          host: hostname,
+          port: gwPort,
+          path: i % 2 ? "/stream" : "/hang",
+          agent: false,
+        });
+        req.on("error", () => resolve());
+        req.on("response", (res) => res.once("data", () => req.destroy()));
+        req.on("close", () => resolve());
+        if (i % 2 === 0) setTimeout(() => req.destroy(), 30);
+      });
+    }),
+  );
+  // Every upstream socket must close; wait on the close events themselves.
+  await Promise.all([...open].map((s) => (s.destroyed ? undefined : once(s, "close"))));
+  assert.equal(open.size, 0, "upstream sockets left open");
+  assert.ok(started > N * 0.9, `upstream saw ${started} of ${N}`);
+  const line = await g.logs.waitFor("request", () => g.logs.events("request").length >= N);
+  assert.ok(line);
+  assert.equal((await g.gw.metrics.inflight.get()).values[0]?.value ?? 0, 0);
+  assert.equal(g.logs.events("request").filter((l) => l.status === 499 || l.status === 200).length, N);
+});
