@@ -98,7 +98,18 @@ export class GatewayMetrics {
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client also exports these gauges under names ending in _total, which promtool rejects for a gauge;
+      // the same values stay exported without the suffix.
+      for (const name of [
+        "nodejs_active_handles_total",
+        "nodejs_active_requests_total",
+        "nodejs_active_resources_total",
+      ]) {
+        this.registry.removeSingleMetric(name);
+      }
+    }
     const read = () => this.snapshot();
     new Gauge({
       name: "gateway_upstream_up",

@@ -40,9 +40,13 @@ export function authorize(
   return typeof given === "string" && keyMatches(given, key) ? "ok" : "unauthorized";
 }
 
-function adminAuth(target: AdminTarget) {
+// The status page may also take the key as `?key=`: a browser's address bar cannot send a header, and the page
+// passes the key on to its /admin/status polls as X-API-Key.
+function adminAuth(target: AdminTarget, keyInQuery = false) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const verdict = authorize(req.socket.remoteAddress, target.apiKey(), req.headers);
+    const query = keyInQuery && typeof req.query.key === "string" ? req.query.key : undefined;
+    const headers = query ? { "x-api-key": query } : req.headers;
+    const verdict = authorize(req.socket.remoteAddress, target.apiKey(), headers);
     if (verdict === "ok") return next();
     if (verdict === "unauthorized") res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');
     return sendError(res, verdict, requestIdOf(req));
@@ -70,12 +74,12 @@ export function createAdminApp(target: AdminTarget): express.Express {
   });
 
   const admin = express.Router();
-  admin.use(adminAuth(target));
-  admin.get("/", (_req, res) => {
+  admin.get("/", adminAuth(target, true), (_req, res) => {
     res.setHeader("content-type", "text/html; charset=utf-8");
     res.setHeader("cache-control", "no-store");
     res.end(dashboardHtml);
   });
+  admin.use(adminAuth(target));
   admin.get("/status", (_req, res) => {
     res.json(target.status());
   });

@@ -55,7 +55,10 @@ export class FakeUpstream {
           headers: req.headers,
           body: Buffer.concat(chunks).toString(),
         });
-        if (this.options.handler) return void this.options.handler(req, res);
+        if (this.options.handler) {
+          this.options.handler(req, res);
+          return;
+        }
         const status = this.statuses.length > 1 ? this.statuses.shift()! : this.statuses[0]!;
         res.writeHead(status, { "content-type": "application/json" });
         res.end(JSON.stringify({ name: this.name, method: req.method, url: req.url }));

@@ -137,7 +137,7 @@ routes: [{ prefix: /, pool: p }]
     }),
   );
   // Every upstream socket must close; wait on the close events themselves.
-  await Promise.all([...open].map((s) => (s.destroyed ? undefined : once(s, "close"))));
+  await Promise.all([...open].filter((s) => !s.destroyed).map((s) => once(s, "close")));
   assert.equal(open.size, 0, "upstream sockets left open");
   assert.ok(started > N * 0.9, `upstream saw ${started} of ${N}`);
   const line = await g.logs.waitFor("request", () => g.logs.events("request").length >= N);
