@@ -54,7 +54,7 @@ main.stale { opacity: .55; }
 .badge.bad { color: var(--bad); background: var(--bad-bg); }
 .badge.plain { color: var(--muted); }
 table { width: 100%; border-collapse: collapse; }
-th { text-align: left; font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted);
+th { text-align: left; white-space: nowrap; font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted);
   font-weight: 600; padding: 6px 10px; border-bottom: 1px solid var(--line); }
 td { padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 tr:last-child td { border-bottom: 0; }
@@ -162,6 +162,18 @@ tr.up-row.bad { background: var(--bad-bg); }
     var first = cell("Upstream", "first");
     first.appendChild(el("div", "id", u.id));
     first.appendChild(el("div", "url", u.url));
+    // Upstreams with "run:" carry their process's state (absent from older gateways, so optional).
+    if (u.managed) {
+      var m = u.managed;
+      var proc = m.running ? "process running, pid " + m.pid : "process not running";
+      if (m.restarts) proc += " · " + m.restarts + (m.restarts === 1 ? " restart" : " restarts");
+      if (!m.running && m.lastExit) {
+        proc += " · exit " + (m.lastExit.signal || m.lastExit.code);
+      }
+      var pl = el("div", "small", proc);
+      pl.setAttribute("data-managed", m.running ? "running" : "stopped");
+      first.appendChild(pl);
+    }
     tr.appendChild(first);
 
     var role = cell("Role");
@@ -204,10 +216,13 @@ tr.up-row.bad { background: var(--bad-bg); }
     else {
       var c = u.lastCheck;
       var what = c.error ? c.error : c.status !== undefined ? "HTTP " + c.status : "ok";
-      check.appendChild(el("div", "", what + " · " + Math.round(c.latencyMs) + " ms"));
+      // One wrapper, so the card layout keeps the two lines together on the right.
+      var box = el("div");
+      box.appendChild(el("div", "", what + " · " + Math.round(c.latencyMs) + " ms"));
       var when = el("div", "small", ago(c.time, Date.now()));
       when.title = c.time;
-      check.appendChild(when);
+      box.appendChild(when);
+      check.appendChild(box);
     }
     tr.appendChild(check);
 
