@@ -5,6 +5,7 @@ import { once } from "node:events";
 import { ConfigError, formatIssue, loadConfigFile } from "../config/load.ts";
 import type { GatewayConfig, ListenAddress } from "../config/types.ts";
 import { createLogger, type Logger } from "../log/log.ts";
+import { Supervisor } from "../managed/supervisor.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
@@ -13,6 +14,7 @@ import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/ru
 import { createAdminApp, isGatewayPath } from "./admin.ts";
 import { diffConfigs } from "./diff.ts";
 import { metricsSnapshot, statusReport, type ReloadResult, type StatusReport } from "./status.ts";
+import { ConfigWatcher } from "./watch.ts";
 
 export interface GatewayOptions {
   configPath: string;
@@ -20,6 +22,8 @@ export interface GatewayOptions {
   log?: Logger;
   /** prom-client's process and Node metrics; tests that start many gateways may turn them off. */
   defaultMetrics?: boolean;
+  /** Reload when the config file changes on disk. Off unless asked for (the CLI asks), so tests choose. */
+  watch?: boolean;
 }
 
 export type ReloadTrigger = "api" | "signal" | "watch";
@@ -46,11 +50,15 @@ export class Gateway {
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: false, errors: [] });
   private stopping: Promise<void> | undefined;
   private readonly tunnels = new Set<Socket>();
+  /** The processes of upstreams with `run:`. */
+  readonly supervisor: Supervisor;
+  private watcher: ConfigWatcher | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
     this.log = options.log ?? createLogger();
     this.metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     this.metrics.setStateSource(() => metricsSnapshot(this.rt));
+    this.supervisor = new Supervisor({ log: this.log, metrics: this.metrics });
     this.handler = new ProxyHandler({
       runtime: () => this.rt,
       forwarder: this.forwarder,
@@ -65,7 +73,9 @@ export class Gateway {
       reload: (trigger) => this.reload(trigger),
       setDrained: (pool, id, drained) => this.setDrained(pool, id, drained),
     });
-    this.server = http.createServer((req, res) => {
+    // No whole-request deadline (Node's default is 5 min): a large upload may take longer. Slow headers are still
+    // cut by headersTimeout, and upstream deadlines are the pool's.
+    this.server = http.createServer({ requestTimeout: 0 }, (req, res) => {
       if (!this.adminServer && isGatewayPath(req.url ?? "")) return void admin(req, res);
       this.handler.handle(req, res);
     });
@@ -94,6 +104,16 @@ export class Gateway {
       const app = gw.adminApp;
       gw.adminServer = http.createServer((req, res) => void app(req, res));
       await listen(gw.adminServer, config.admin.listen);
+    }
+    // Only once listening worked: a gateway that failed to start must not leave processes behind.
+    await gw.supervisor.sync(config);
+    if (options.watch) {
+      gw.watcher = new ConfigWatcher({
+        path: options.configPath,
+        runningHash: () => gw.rt.config.source.hash,
+        onChange: () => void gw.reload("watch"),
+        log: gw.log,
+      });
     }
     gw.log.info("gateway_started", {
       listen: `${config.listen.host}:${portOf(gw.server)}`,
@@ -171,7 +191,7 @@ export class Gateway {
   }
 
   status(): StatusReport {
-    return statusReport(this.rt, this.readiness().ready);
+    return statusReport(this.rt, this.readiness().ready, (key) => this.supervisor.status(key));
   }
 
   /** Runs one health round of every upstream now (the hook tests use instead of waiting for the interval). */
@@ -217,6 +237,8 @@ export class Gateway {
     this.rt = next;
     for (const e of removed) this.releaseWhenIdle(e);
     void next.start();
+    // Not awaited: stopping a replaced process may take its stopGrace, and the reload is done without it.
+    if (!this.stopping) void this.supervisor.sync(config);
     this.metrics.configReloads.inc({ result: "success" });
     this.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     this.log.info("config_reload", { trigger, file: config.source.path, hash: config.source.hash, changes });
@@ -244,6 +266,7 @@ export class Gateway {
   private async doStop(): Promise<void> {
     const grace = this.rt.config.shutdownGrace;
     this.log.info("shutdown_started", { inflight: this.handler.inflight, graceMs: grace });
+    this.watcher?.close();
     const closed = Promise.all([
       new Promise<void>((r) => this.server.close(() => r())),
       this.adminServer ? new Promise<void>((r) => this.adminServer!.close(() => r())) : undefined,
@@ -262,6 +285,8 @@ export class Gateway {
     await closed;
     this.rt.stop();
     this.forwarder.close();
+    // Last: requests that were still finishing needed their upstreams.
+    await this.supervisor.stopAll();
     this.log.info("shutdown_complete", { clean, inflight: this.handler.inflight });
   }
 }
