@@ -8,7 +8,7 @@ import { FakeUpstream } from "../helpers/upstream.ts";
 import { get, poolConfig, request, startGateway } from "../helpers/gateway.ts";
 
 const breakerYaml = (extra: string) => `  retries: 0
-  breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 300ms, failureStatuses: [500, 502, 503, 504] }
+  breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 1s, failureStatuses: [500, 502, 503, 504] }
 ${extra}`;
 
 test("a breaker opens on an upstream answering 500 while its /health says 200, and closes after it recovers", async (t) => {
