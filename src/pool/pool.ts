@@ -37,6 +37,7 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
   private readonly unsubscribe: (() => void)[] = [];
   private closed = false;
   private held = false;
+  private readonly now: () => number;
 
   constructor(name: string, settings: PoolSettings, upstreams: readonly Upstream[], now = Date.now) {
     super();
@@ -51,8 +52,6 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
     this.currentTier = this.wantedTier();
     for (const u of upstreams) this.unsubscribe.push(u.onChange(() => this.update()));
   }
-
-  private readonly now: () => number;
 
   get tier(): Tier {
     return this.currentTier;

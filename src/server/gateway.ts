@@ -50,6 +50,7 @@ export class Gateway {
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: false, errors: [] });
   private stopping: Promise<void> | undefined;
   private readonly tunnels = new Set<Socket>();
+  private readonly adminApp: ReturnType<typeof createAdminApp>;
   /** The processes of upstreams with `run:`. */
   readonly supervisor: Supervisor;
   private watcher: ConfigWatcher | undefined;
@@ -90,8 +91,6 @@ export class Gateway {
     });
     this.adminApp = admin;
   }
-
-  private readonly adminApp: ReturnType<typeof createAdminApp>;
 
   /** Loads the config (throws ConfigError on a bad file), listens, and starts the first health round. */
   static async start(options: GatewayOptions): Promise<Gateway> {
