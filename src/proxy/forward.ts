@@ -112,6 +112,8 @@ export class Forwarder {
     res: http.ServerResponse,
     options: AttemptOptions,
   ): Promise<AttemptOutcome> {
+    // A client already gone would never fire `close` again: do not start what nobody waits for.
+    if (res.destroyed) return Promise.resolve({ kind: "aborted" });
     return new Promise((resolve) => {
       const onClientClose = () => attempt.settle({ kind: "aborted" });
       const attempt: Attempt = {
@@ -196,6 +198,7 @@ export class Forwarder {
     const a = req[kAttempt];
     if (!a || a.settled || res.destroyed) {
       proxyRes.destroy();
+      a?.settle({ kind: "aborted" });
       return;
     }
     const status = proxyRes.statusCode ?? 502;
