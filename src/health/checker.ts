@@ -108,6 +108,18 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
     return result;
   }
 
+  /**
+   * A passive observation that leaves no doubt, such as a refused connection: the upstream is out at once
+   * (nginx's max_fails=1, HAProxy's observe layer4) and comes back after `healthyThreshold` passing checks.
+   * Ignored when active checks are off, since nothing would bring the upstream back.
+   */
+  markDown(reason: string): void {
+    if (!this.settings.enabled || this.hysteresis.healthy === false) return;
+    const from = this.hysteresis.healthy;
+    this.hysteresis = { ...this.hysteresis, healthy: false, passes: 0 };
+    if (this.target.setStatus(false, reason)) this.emit("change", { from, up: false, reason });
+  }
+
   private probe(): Promise<ProbeResult> {
     const started = performance.now();
     const time = new Date();

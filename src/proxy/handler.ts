@@ -137,11 +137,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     }
     const path = target.query ? `${match.upstreamPath}?${target.query}` : match.upstreamPath;
     pr.budget.requestStarted();
-    try {
-      await this.attempts(req, res, ex, pr, body, path);
-    } finally {
-      pr.budget.requestEnded();
-    }
+    await this.attempts(req, res, ex, pr, body, path);
   }
 
   private async attempts(
@@ -156,42 +152,41 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     const settings = pool.settings;
     const tried = new Set<Upstream>();
     const clientKey = clientAddress(req);
-    let retrying = false;
-    try {
-      for (;;) {
-        const upstream = pool.pick(tried, clientKey);
-        if (!upstream) {
-          if (tried.size === 0) return this.noUpstream(res, ex, pr);
-          return this.fail(res, ex, "bad_gateway", "Every available upstream failed.");
-        }
-        tried.add(upstream);
-        ex.attempts++;
-        ex.upstream = upstream.id;
-        const outcome = await this.attempt(req, res, pr, upstream, body, path);
-        if (outcome.kind !== "failed") return;
-        const err = outcome.error;
-        if (err.kind === "body_too_large") return this.fail(res, ex, "payload_too_large");
-        if (err.kind === "response_timeout") return this.fail(res, ex, "upstream_timeout");
-        // Nothing sent: any method may go elsewhere. Sent: only idempotent ones, and only with the body kept.
-        const safe = err.requestSent ? IDEMPOTENT.has(ex.method) && body.replayable : body.canReopen();
-        if (!safe || ex.attempts > settings.retries || res.destroyed) {
-          return this.fail(res, ex, "bad_gateway", `Upstream ${upstream.id} failed: ${err.code}.`);
-        }
-        if (!retrying) {
-          if (!pr.budget.tryRetry()) {
-            return this.fail(
-              res,
-              ex,
-              "bad_gateway",
-              `Upstream ${upstream.id} failed: ${err.code}; retry budget spent.`,
-            );
-          }
-          retrying = true;
-        }
-        this.deps.metrics.retries.inc({ pool: pool.name });
+    // A retry granted by the budget is held until its attempt is over.
+    let holdingRetry = false;
+    for (;;) {
+      const upstream = pool.pick(tried, clientKey);
+      if (!upstream) {
+        if (holdingRetry) pr.budget.retryEnded();
+        if (tried.size === 0) return this.noUpstream(res, ex, pr);
+        return this.fail(res, ex, "bad_gateway", "Every available upstream failed.");
       }
-    } finally {
-      if (retrying) pr.budget.retryEnded();
+      tried.add(upstream);
+      ex.attempts++;
+      ex.upstream = upstream.id;
+      const outcome = await this.attempt(req, res, pr, upstream, body, path);
+      if (holdingRetry) pr.budget.retryEnded();
+      holdingRetry = false;
+      if (outcome.kind !== "failed") return;
+      const err = outcome.error;
+      if (err.code === "ECONNREFUSED") {
+        pr.byUpstream
+          .get(upstream)
+          ?.checker.markDown("connection refused (ECONNREFUSED) on a proxied request");
+      }
+      if (err.kind === "body_too_large") return this.fail(res, ex, "payload_too_large");
+      if (err.kind === "response_timeout") return this.fail(res, ex, "upstream_timeout");
+      // Nothing sent: any method may go elsewhere. Sent: only idempotent ones, and only with the body kept.
+      const safe = err.requestSent ? IDEMPOTENT.has(ex.method) && body.replayable : body.canReopen();
+      if (!safe || ex.attempts > settings.retries || res.destroyed) {
+        return this.fail(res, ex, "bad_gateway", `Upstream ${upstream.id} failed: ${err.code}.`);
+      }
+      if (!pr.budget.tryRetry()) {
+        const message = `Upstream ${upstream.id} failed: ${err.code}; retry budget spent.`;
+        return this.fail(res, ex, "bad_gateway", message);
+      }
+      holdingRetry = true;
+      this.deps.metrics.retries.inc({ pool: pool.name });
     }
   }
 

@@ -24,6 +24,8 @@ export interface PoolRuntime {
   pool: Pool;
   budget: RetryBudget;
   entries: UpstreamEntry[];
+  /** The entry of each upstream, for passive health reports from the proxy. */
+  byUpstream: Map<Upstream, UpstreamEntry>;
 }
 
 /** Where runtime events go (logs, metrics); implemented by the gateway. */
@@ -70,6 +72,7 @@ export class Runtime {
         pool,
         budget: new RetryBudget(pc.retryBudget.percent, pc.retryBudget.minConcurrent),
         entries,
+        byUpstream: new Map(entries.map((e) => [e.upstream, e])),
       });
     }
   }
