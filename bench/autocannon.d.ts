@@ -1,5 +1,7 @@
 // Types for the part of autocannon 9's programmatic API the benches use (the package ships no types).
 declare module "autocannon" {
+  import type { EventEmitter } from "node:events";
+
   export interface Options {
     url: string;
     connections?: number;
@@ -34,7 +36,12 @@ declare module "autocannon" {
     requests: Histogram & { total: number; sent: number };
   }
 
-  /** Without a callback it returns a promise of the aggregated result. */
-  function autocannon(options: Options): Promise<Result>;
+  /**
+   * Without a callback it returns an emitter that is also a promise of the aggregated result. It emits
+   * `response` per answer; the promise itself settles only on the next 1 s sample tick after the last one.
+   */
+  export interface Instance extends EventEmitter, PromiseLike<Result> {}
+
+  function autocannon(options: Options): Instance;
   export default autocannon;
 }

@@ -2,9 +2,10 @@
 //
 // Each server runs in its own process so the bench can read that process's CPU time (process.cpuUsage) and, for
 // the failover bench, SIGKILL an upstream like a crash. Usage (forked by bench/lib.ts, never run by hand):
-//   child.ts upstream <name> <port>        answers every path but /health with its name
-//   child.ts gateway <config.yaml> [level] the real Gateway (level default info); logs go to stdout (a file)
-//   child.ts plain <url> [<url>...]        node:http + http-proxy-3 round robin, keep-alive agents, no logging
+//   child.ts upstream <name> <port> [standby]  answers every path but /health with its name; with `standby`,
+//                                              it listens only when told to over IPC
+//   child.ts gateway <config.yaml> [level]     the real Gateway (level default info); logs to stdout (a file)
+//   child.ts plain <url> [<url>...]            node:http + http-proxy-3, round robin, keep-alive agents, no logs
 import http from "node:http";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
@@ -23,7 +24,7 @@ async function listen(server: http.Server, port: number): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-async function upstream(name: string, port: number): Promise<() => Promise<void>> {
+async function upstream(name: string, port: number, standby: boolean): Promise<() => Promise<void>> {
   // A small fixed body; the name lets the failover bench see which upstream answered.
   const body = Buffer.from(name);
   const server = http.createServer((req, res) => {
@@ -35,6 +36,19 @@ async function upstream(name: string, port: number): Promise<() => Promise<void>
   });
   // Longer than the proxies' agent idle timeout (4 s), as a real upstream behind a keep-alive pool should be.
   server.keepAliveTimeout = 30_000;
+  if (standby) {
+    // Loaded and waiting: the failover bench "restarts" a primary by telling a spare process to listen.
+    const go = new Promise<void>((resolve) => {
+      const onMessage = (msg: unknown) => {
+        if (typeof msg !== "object" || msg === null || !("type" in msg) || msg.type !== "listen") return;
+        process.off("message", onMessage);
+        resolve();
+      };
+      process.on("message", onMessage);
+    });
+    send({ type: "standby" });
+    await go;
+  }
   send({ type: "ready", port: await listen(server, port) });
   return () => new Promise((r) => server.close(() => r()));
 }
@@ -79,7 +93,8 @@ async function plain(targets: string[]): Promise<() => Promise<void>> {
 async function main(): Promise<void> {
   const [mode, ...args] = process.argv.slice(2);
   let stop: () => Promise<void>;
-  if (mode === "upstream") stop = await upstream(args[0] ?? "upstream", Number(args[1] ?? 0));
+  if (mode === "upstream")
+    stop = await upstream(args[0] ?? "upstream", Number(args[1] ?? 0), args[2] === "standby");
   else if (mode === "gateway") stop = await gateway(args[0]!, parseLogLevel(args[1]));
   else if (mode === "plain") stop = await plain(args);
   else throw new Error(`unknown mode ${String(mode)}`);

@@ -5,7 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export type FromChild =
-  { type: "ready"; port: number } | { type: "cpu"; micros: number } | { type: "error"; message: string };
+  | { type: "standby" }
+  | { type: "ready"; port: number }
+  | { type: "cpu"; micros: number }
+  | { type: "error"; message: string };
 
 function isFromChild(msg: unknown): msg is FromChild {
   return typeof msg === "object" && msg !== null && "type" in msg && typeof msg.type === "string";
@@ -27,8 +30,33 @@ export interface Child {
   kill(): Promise<void>;
 }
 
-/** Forks a child in `mode` and resolves once it listens. `stdout`: a file descriptor for its stdout, or ignored. */
-export async function startChild(mode: string, args: string[], stdout?: number): Promise<Child> {
+/** Resolves with the child's next `standby` or `ready` message; rejects if it reports an error or exits first. */
+function nextState(proc: ChildProcess, mode: string): Promise<FromChild> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg: unknown) => {
+      if (!isFromChild(msg) || msg.type === "cpu") return;
+      done();
+      if (msg.type === "error") reject(new Error(`${mode} child failed: ${msg.message}`));
+      else resolve(msg);
+    };
+    const onExit = (code: number | null) => {
+      done();
+      reject(new Error(`${mode} child exited (${String(code)}) before it was ready`));
+    };
+    const done = () => {
+      proc.off("message", onMessage);
+      proc.off("exit", onExit);
+    };
+    proc.on("message", onMessage);
+    proc.once("exit", onExit);
+  });
+}
+
+function forkChild(
+  mode: string,
+  args: string[],
+  stdout?: number,
+): { proc: ChildProcess; exited: Promise<void> } {
   const proc = fork(CHILD, [mode, ...args], {
     execArgv: ["--import", "tsx"],
     stdio: ["ignore", stdout ?? "ignore", "inherit", "ipc"],
@@ -36,16 +64,10 @@ export async function startChild(mode: string, args: string[], stdout?: number):
   live.add(proc);
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
   void exited.then(() => live.delete(proc));
-  const port = await new Promise<number>((resolve, reject) => {
-    const onMessage = (msg: unknown) => {
-      if (!isFromChild(msg) || msg.type === "cpu") return;
-      proc.off("message", onMessage);
-      if (msg.type === "ready") resolve(msg.port);
-      else reject(new Error(`${mode} child failed: ${msg.message}`));
-    };
-    proc.on("message", onMessage);
-    proc.once("exit", (code) => reject(new Error(`${mode} child exited (${String(code)}) before it was ready`)));
-  });
+  return { proc, exited };
+}
+
+function handle(proc: ChildProcess, exited: Promise<void>, mode: string, port: number): Child {
   const kill = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
     await exited;
@@ -74,6 +96,30 @@ export async function startChild(mode: string, args: string[], stdout?: number):
   };
 }
 
+/** Forks a child in `mode` and resolves once it listens. `stdout`: a file descriptor for its stdout, or ignored. */
+export async function startChild(mode: string, args: string[], stdout?: number): Promise<Child> {
+  const { proc, exited } = forkChild(mode, args, stdout);
+  const msg = await nextState(proc, mode);
+  if (msg.type !== "ready") throw new Error(`${mode} child: unexpected ${msg.type}`);
+  return handle(proc, exited, mode, msg.port);
+}
+
+/**
+ * Forks an upstream child that loads everything but listens only when the returned function is called, so a
+ * "restart" takes milliseconds instead of a process start (a second or more on a loaded machine).
+ */
+export async function standbyUpstream(name: string, port: number): Promise<() => Promise<Child>> {
+  const { proc, exited } = forkChild("upstream", [name, String(port), "standby"]);
+  const msg = await nextState(proc, "upstream");
+  if (msg.type !== "standby") throw new Error(`upstream child: unexpected ${msg.type}`);
+  return async () => {
+    proc.send({ type: "listen" });
+    const ready = await nextState(proc, "upstream");
+    if (ready.type !== "ready") throw new Error(`upstream child: unexpected ${ready.type}`);
+    return handle(proc, exited, "upstream", ready.port);
+  };
+}
+
 /** A temp directory that is removed when the bench exits. */
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -82,13 +128,14 @@ export function tempDir(prefix: string): string {
 }
 
 /**
- * Makes the bench exit by itself however it ends: children SIGKILLed and temp dirs removed on exit, on Ctrl-C,
- * and after `maxMs` at the latest (a hung round must not hang CI).
+ * Makes the bench exit by itself however it ends: children SIGKILLed and temp dirs removed (unless kept, to read
+ * the logs) on exit, on Ctrl-C, and after `maxMs` at the latest (a hung round must not hang CI).
  */
-export function installCleanup(maxMs: number): void {
+export function installCleanup(maxMs: number, keepTempDirs = false): void {
   const cleanup = () => {
     for (const p of live) p.kill("SIGKILL");
-    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+    if (keepTempDirs) console.log(`kept: ${tempDirs.join(" ")}`);
+    else for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
   };
   process.on("exit", cleanup);
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));

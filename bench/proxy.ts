@@ -14,6 +14,8 @@ import { installCleanup, median, startChild, tempDir, type Child } from "./lib.t
 
 const { values: opts } = parseArgs({
   options: {
+    // Keep the temp dirs (configs, the proxies' logs) and print where they are.
+    keep: { type: "boolean", default: false },
     rounds: { type: "string", default: "5" },
     amount: { type: "string", default: "20000" },
     warmup: { type: "string", default: "10000" },
@@ -30,7 +32,7 @@ const WARMUP = Number(opts.warmup);
 const CONNECTIONS = Number(opts.connections);
 const TARGET = 0.95;
 
-installCleanup(15 * 60_000);
+installCleanup(15 * 60_000, opts.keep);
 
 interface Variant {
   name: string;
@@ -62,9 +64,17 @@ routes:
 async function load(v: Variant, amount: number): Promise<Round> {
   const cpu0 = await v.child.cpu();
   const t0 = performance.now();
-  const r = await autocannon({ url: `${v.child.url}/bench`, connections: CONNECTIONS, amount });
-  const seconds = (performance.now() - t0) / 1000;
+  const run = autocannon({ url: `${v.child.url}/bench`, connections: CONNECTIONS, amount });
+  // autocannon resolves on its next 1 s sample tick, not at the last answer: its own duration would round every
+  // round up to whole seconds. Time the last response instead.
+  let answered = 0;
+  let t1 = 0;
+  run.on("response", () => {
+    if (++answered === amount) t1 = performance.now();
+  });
+  const r = await run;
   const cpu1 = await v.child.cpu();
+  const seconds = ((t1 || performance.now()) - t0) / 1000;
   return {
     rps: r.latency.totalCount / seconds,
     p50: r.latency.p50,
@@ -95,10 +105,21 @@ async function main(): Promise<void> {
   const logFd = openSync(logPath, "a");
   const variants: Variant[] = [
     { name: "gateway", child: await startChild("gateway", [configPath, "info"], logFd), rounds: [] },
-    { name: "plain", child: await startChild("plain", upstreams.map((u) => u.url)), rounds: [] },
+    {
+      name: "plain",
+      child: await startChild(
+        "plain",
+        upstreams.map((u) => u.url),
+      ),
+      rounds: [],
+    },
   ];
   if (opts["no-log-variant"]) {
-    variants.push({ name: "gateway-nolog", child: await startChild("gateway", [configPath, "warn"]), rounds: [] });
+    variants.push({
+      name: "gateway-nolog",
+      child: await startChild("gateway", [configPath, "warn"]),
+      rounds: [],
+    });
   }
   closeSync(logFd);
 
@@ -112,7 +133,9 @@ async function main(): Promise<void> {
   // Warm-up: JIT, keep-alive pools to the upstreams, the gateway's first breaker windows. Not counted.
   for (const v of variants) await load(v, WARMUP);
 
-  console.log(`${"round/proxy".padEnd(16)}${pad("req/s", 9)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("CPU µs/req", 11)}`);
+  console.log(
+    `${"round/proxy".padEnd(16)}${pad("req/s", 9)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("CPU µs/req", 11)}`,
+  );
   for (let i = 0; i < ROUNDS; i++) {
     const order = i % 2 === 0 ? variants : [...variants].reverse();
     for (const v of order) {
