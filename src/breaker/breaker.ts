@@ -118,12 +118,15 @@ export class UpstreamBreaker extends EventEmitter<{ change: [BreakerChange] }> {
   /** Runs one attempt through the breaker. Resolves with the attempt's result whatever the verdict. */
   async run<T>(attempt: () => Promise<T>, judge: (result: T) => Verdict): Promise<T> {
     let result: { value: T } | undefined;
+    const trial = this.cb.halfOpen;
     try {
       await this.cb.fire(async () => {
         const value = await attempt();
         result = { value };
         const verdict = judge(value);
-        if (verdict === "failure") throw new Counted();
+        // opossum has no neutral outcome: an ignored result counts as a success, which would close a half-open
+        // breaker on a trial the client abandoned. A trial that proved nothing keeps the upstream out instead.
+        if (verdict === "failure" || (verdict === "ignore" && trial)) throw new Counted();
         if (verdict === "ignore") throw new Ignored();
         return value;
       });

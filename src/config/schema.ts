@@ -44,6 +44,9 @@ const duration = (what: string) =>
     { error: `${what} must be a duration such as 250ms, 5s or 1m, or milliseconds` },
   );
 
+/** A duration that must be more than zero: a 0 ms timeout fails every request, a 0 ms interval spins. */
+const positiveDuration = (what: string) => duration(what).refine((v) => v > 0, `${what} must be more than 0`);
+
 const size = z.union(
   [
     z.number().int().nonnegative(),
@@ -80,8 +83,8 @@ const healthCheck = z
   .object({
     enabled: z.boolean(),
     path: z.string().startsWith("/", "path must start with /"),
-    interval: duration("interval"),
-    timeout: duration("timeout"),
+    interval: positiveDuration("interval"),
+    timeout: positiveDuration("timeout"),
     healthyThreshold: positiveInt("healthyThreshold"),
     unhealthyThreshold: positiveInt("unhealthyThreshold"),
     expectStatus: statusRanges,
@@ -94,14 +97,14 @@ const breaker = z
     errorThresholdPercentage: z.number().min(1).max(100),
     volumeThreshold: positiveInt("volumeThreshold"),
     rollingWindow: duration("rollingWindow").refine((v) => v >= 100, "rollingWindow must be at least 100ms"),
-    resetTimeout: duration("resetTimeout"),
+    resetTimeout: positiveDuration("resetTimeout"),
     failureStatuses: z.array(z.number().int().min(500).max(599, "failureStatuses must be 5xx codes")),
   })
   .strict()
   .partial();
 
 const timeouts = z
-  .object({ connect: duration("connect"), response: duration("response") })
+  .object({ connect: positiveDuration("connect"), response: positiveDuration("response") })
   .strict()
   .partial();
 

@@ -39,7 +39,17 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
   private held = false;
   private readonly now: () => number;
 
-  constructor(name: string, settings: PoolSettings, upstreams: readonly Upstream[], now = Date.now) {
+  /**
+   * `tier`: the tier the pool of the previous config was on, so a reload reports a switch it causes (through
+   * `update()`) instead of switching silently.
+   */
+  constructor(
+    name: string,
+    settings: PoolSettings,
+    upstreams: readonly Upstream[],
+    now = Date.now,
+    tier?: Tier,
+  ) {
     super();
     this.name = name;
     this.settings = settings;
@@ -49,7 +59,7 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
     this.primaryBalancer = createBalancer(settings.balance);
     this.backupBalancer = createBalancer(settings.balance);
     this.now = now;
-    this.currentTier = this.wantedTier();
+    this.currentTier = tier ?? this.wantedTier();
     for (const u of upstreams) this.unsubscribe.push(u.onChange(() => this.update()));
   }
 

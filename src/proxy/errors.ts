@@ -29,11 +29,19 @@ function bodyOf(code: GatewayErrorCode, requestId: string, message?: string): st
 }
 
 /** The same error as raw HTTP/1.1 bytes, for a socket taken over by an upgrade request. */
-export function rawErrorResponse(code: GatewayErrorCode, requestId: string, message?: string): string {
+export function rawErrorResponse(
+  code: GatewayErrorCode,
+  requestId: string,
+  message?: string,
+  headers: Record<string, string> = {},
+): string {
   const text = bodyOf(code, requestId, message);
   const status = GATEWAY_ERRORS[code].status;
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
   return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\n${extra}` +
     `content-length: ${Buffer.byteLength(text)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${text}`
   );
 }

@@ -145,7 +145,9 @@ export class Forwarder {
       this.proxy.web(
         req,
         res,
-        { target: options.target, agent: options.agent, buffer: options.body.stream },
+        // toProxy: send our normalized path as it is; otherwise the library re-parses it with the WHATWG URL
+        // parser, which resolves dot segments again and re-encodes characters.
+        { target: options.target, agent: options.agent, buffer: options.body.stream, toProxy: true },
         (err: Error) => {
           attempt.settle({ kind: "failed", error: classify(err, attempt) });
         },
@@ -251,17 +253,23 @@ export class Forwarder {
       };
       this.proxy.on("proxyReqWs", onProxyReq);
       req.url = options.path;
-      this.proxy.ws(req, socket, head, { target: options.target, agent: false }, (err: Error) => {
-        if (done) return;
-        const code = (err as NodeJS.ErrnoException).code ?? "EPROTO";
-        const error = timedOut
-          ? new UpstreamError("response_timeout", "ETIMEDOUT", "upgrade not answered in time", true)
-          : CONNECT_CODES.has(code)
-            ? new UpstreamError("connect", code, err.message, false)
-            : new UpstreamError("reset", code, err.message, true);
-        options.onFailure(error);
-        finish(error);
-      });
+      this.proxy.ws(
+        req,
+        socket,
+        head,
+        { target: options.target, agent: false, toProxy: true },
+        (err: Error) => {
+          if (done) return;
+          const code = (err as NodeJS.ErrnoException).code ?? "EPROTO";
+          const error = timedOut
+            ? new UpstreamError("response_timeout", "ETIMEDOUT", "upgrade not answered in time", true)
+            : CONNECT_CODES.has(code)
+              ? new UpstreamError("connect", code, err.message, false)
+              : new UpstreamError("reset", code, err.message, true);
+          options.onFailure(error);
+          finish(error);
+        },
+      );
     });
   }
 }

@@ -250,8 +250,8 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
     const requestId = requestIdOf(req);
-    const refuse = (code: GatewayErrorCode, message?: string) => {
-      socket.end(rawErrorResponse(code, requestId, message));
+    const refuse = (code: GatewayErrorCode, headers?: Record<string, string>) => {
+      socket.end(rawErrorResponse(code, requestId, undefined, headers));
     };
     const rt = this.deps.runtime();
     const target = normalizeTarget(req.url ?? "");
@@ -260,7 +260,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     if (!match) return refuse("no_route");
     const pr = rt.pools.get(match.route.pool)!;
     const upstream = pr.pool.pick(undefined, clientAddress(req));
-    if (!upstream) return refuse("no_upstream");
+    if (!upstream) return refuse("no_upstream", { "retry-after": retryAfterSeconds(pr) });
     prepareUpgradeHeaders(req, requestId);
     upstream.inFlight++;
     socket.once("close", () => upstream.inFlight--);
@@ -277,6 +277,8 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
       });
     const judgeWs = (r: "upgraded" | "answered" | UpstreamError): Verdict =>
       r instanceof UpstreamError ? "failure" : "success";
-    (upstream.breaker ? upstream.breaker.run(run, judgeWs) : run()).catch(() => refuse("no_upstream"));
+    (upstream.breaker ? upstream.breaker.run(run, judgeWs) : run()).catch(() =>
+      refuse("no_upstream", { "retry-after": retryAfterSeconds(pr) }),
+    );
   }
 }

@@ -8,6 +8,7 @@ const PERCENT = 0x25;
 const QUESTION = 0x3f;
 const HASH = 0x23;
 const COLON = 0x3a;
+const BACKSLASH = 0x5c;
 
 const HEX_UPPER = "0123456789ABCDEF";
 
@@ -32,6 +33,7 @@ export function normalizeTarget(target: string): NormalizeResult {
   const len = target.length;
   let end = len;
   let hasPercent = false;
+  let hasBackslash = false;
   let maybeDotSegment = false;
   for (let i = start; i < len; i++) {
     const c = target.charCodeAt(i);
@@ -40,6 +42,7 @@ export function normalizeTarget(target: string): NormalizeResult {
       break;
     }
     if (c === PERCENT) hasPercent = true;
+    else if (c === BACKSLASH) hasBackslash = true;
     else if (c === DOT) {
       if (target.charCodeAt(i - 1) === SLASH) maybeDotSegment = true;
     } else if (c === HASH) {
@@ -49,11 +52,14 @@ export function normalizeTarget(target: string): NormalizeResult {
   }
 
   const query = end < len ? target.slice(end + 1) : "";
-  const raw = start === 0 && end === len ? target : target.slice(start, end);
+  let raw = start === 0 && end === len ? target : target.slice(start, end);
+  // WHATWG URL parsers (browsers, many frameworks) read `\` as `/`, so `/public/..\private` could climb out of
+  // a stripped prefix upstream. Sent as %5C it is data everywhere.
+  if (hasBackslash) raw = raw.replaceAll("\\", "%5C");
   if (!hasPercent && !maybeDotSegment) return { ok: true, path: raw, query };
 
   let decoded = raw;
-  if (hasPercent) {
+  if (hasPercent || hasBackslash) {
     const d = decodeUnreserved(raw);
     if (d === undefined) return bad("malformed percent-encoding in path");
     decoded = d;

@@ -6,7 +6,7 @@ import type { GatewayConfig, UpstreamConfig } from "../config/types.ts";
 import { HealthChecker, type HealthChange, type ProbeResult } from "../health/checker.ts";
 import { Pool, type FailoverEvent } from "../pool/pool.ts";
 import { Upstream } from "../pool/upstream.ts";
-import { RetryBudget } from "../proxy/retry-budget.ts";
+import { RetryBudget } from "../pool/retry-budget.ts";
 import { Router } from "../router/router.ts";
 
 /** One upstream's state, kept across reloads while its pool and url stay the same. */
@@ -62,12 +62,16 @@ export class Runtime {
         this.entries.set(key, entry);
         return entry;
       });
+      const before = previous?.pools.get(pc.name)?.pool.tier;
       const pool = new Pool(
         pc.name,
         pc,
         entries.map((e) => e.upstream),
+        Date.now,
+        before,
       );
       pool.on("failover", (ev) => observer.failover(ev));
+      pool.update();
       this.pools.set(pc.name, {
         pool,
         budget: new RetryBudget(pc.retryBudget.percent, pc.retryBudget.minConcurrent),

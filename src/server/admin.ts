@@ -45,7 +45,8 @@ export function authorize(
 function adminAuth(target: AdminTarget, keyInQuery = false) {
   return (req: Request, res: Response, next: NextFunction) => {
     const query = keyInQuery && typeof req.query.key === "string" ? req.query.key : undefined;
-    const headers = query ? { "x-api-key": query } : req.headers;
+    const sentHeader = req.headers.authorization !== undefined || req.headers["x-api-key"] !== undefined;
+    const headers = query && !sentHeader ? { "x-api-key": query } : req.headers;
     const verdict = authorize(req.socket.remoteAddress, target.apiKey(), headers);
     if (verdict === "ok") return next();
     if (verdict === "unauthorized") res.setHeader("www-authenticate", 'Bearer realm="gateway admin"');

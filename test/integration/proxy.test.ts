@@ -45,9 +45,16 @@ test("routes by longest prefix on whole segments, strips prefixes, keeps the que
 });
 
 test("the upstream receives the normalized path; a climbing path is 400 and no route is 404, in JSON", async (t) => {
-  const { g, pdf } = await topology(t);
+  const { g, pdf, weather } = await topology(t);
   await get(`${g.url}/api/pdf/a/./b/../%7Ec`);
   assert.equal(pdf.received.at(-1)!.url, "/api/pdf/a/~c");
+  // Exactly the routed path: no second parse may turn `\` into a separator or re-encode characters.
+  const climb = await rawRequest(
+    g.url,
+    "GET /api/weather/..\\secret?a=\\ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  );
+  assert.match(climb.head, /^HTTP\/1.1 200 /);
+  assert.equal(weather.received.at(-1)!.url, "/..%5Csecret?a=\\");
 
   const bad = await rawRequest(
     g.url,

@@ -143,7 +143,7 @@ void test("durations accept 250ms, 5s, 1m, 1.5s and integers of milliseconds", (
     minimal(
       "    healthCheck: { interval: 250ms, timeout: 5s }",
       "    breaker: { resetTimeout: 1m, rollingWindow: 1.5s }",
-      "    timeouts: { connect: 1500, response: 0 }",
+      "    timeouts: { connect: 1500, response: 1 }",
     ),
   );
   const a = pool(c, "a");
@@ -151,7 +151,20 @@ void test("durations accept 250ms, 5s, 1m, 1.5s and integers of milliseconds", (
   assert.equal(a.healthCheck.timeout, 5_000);
   assert.equal(a.breaker.resetTimeout, 60_000);
   assert.equal(a.breaker.rollingWindow, 1_500);
-  assert.deepEqual(a.timeouts, { connect: 1_500, response: 0 });
+  assert.deepEqual(a.timeouts, { connect: 1_500, response: 1 });
+});
+
+void test("timeouts, intervals and the reset timeout must be more than 0", () => {
+  assert.throws(
+    () => load(minimal("    healthCheck: { interval: 0 }", "    timeouts: { response: 0ms }")),
+    (e: ConfigError) => {
+      assert.deepEqual(e.issues.map(formatIssue), [
+        "gw.yaml:3:30: pools.a.healthCheck.interval: interval must be more than 0",
+        "gw.yaml:4:27: pools.a.timeouts.response: response must be more than 0",
+      ]);
+      return true;
+    },
+  );
 });
 
 void test("expectStatus accepts a range, a list and a bare code", () => {

@@ -100,3 +100,12 @@ void test("the common case hands back the request-target itself", () => {
   assert.ok(r.ok);
   assert.equal(r.path, target);
 });
+
+test("a backslash is sent as %5C, so no parser downstream can read it as a separator", () => {
+  assert.deepEqual(normalizeTarget("/public/..\\private/x"), {
+    ok: true,
+    path: "/public/..%5Cprivate/x",
+    query: "",
+  });
+  assert.deepEqual(normalizeTarget("/a\\b?x=\\"), { ok: true, path: "/a%5Cb", query: "x=\\" });
+});

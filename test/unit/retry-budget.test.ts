@@ -1,7 +1,7 @@
 // The retry budget on a fake clock: a share of the window's requests, a concurrency floor, and the window moving.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { RetryBudget, RollingCount } from "../../src/proxy/retry-budget.ts";
+import { RetryBudget, RollingCount } from "../../src/pool/retry-budget.ts";
 
 test("rolling count forgets what is older than 10 s", () => {
   let now = 0;
