@@ -12,7 +12,7 @@ function configPath(given: string | undefined): string {
 async function start(opts: { config?: string }): Promise<void> {
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start({ configPath: configPath(opts.config) });
+    gateway = await Gateway.start({ configPath: configPath(opts.config), watch: true });
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
@@ -25,10 +25,14 @@ async function start(opts: { config?: string }): Promise<void> {
   const stop = (signal: string) => {
     if (++signals > 1) {
       gateway.log.warn("shutdown_forced", { signal });
+      gateway.log.flush();
       process.exit(1);
     }
     gateway.log.info("signal", { signal });
-    void gateway.stop().then(() => process.exit(0));
+    void gateway.stop().then(() => {
+      gateway.log.flush();
+      process.exit(0);
+    });
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

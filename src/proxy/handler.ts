@@ -166,7 +166,6 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
       ex.upstream = upstream.id;
       const outcome = await this.attempt(req, res, pr, upstream, body, path);
       if (holdingRetry) pr.budget.retryEnded();
-      holdingRetry = false;
       if (outcome.kind !== "failed") return;
       const err = outcome.error;
       if (err.code === "ECONNREFUSED") {

@@ -1,4 +1,5 @@
 // The /admin/status report and the reload answer: what operators (and `gateway status`) read about the gateway.
+import type { ManagedStatus } from "../managed/supervisor.ts";
 import type { StateSnapshot } from "../metrics/metrics.ts";
 import { tierName } from "../pool/pool.ts";
 import type { Runtime } from "../runtime/runtime.ts";
@@ -18,6 +19,8 @@ export interface UpstreamStatus {
   passes: number;
   fails: number;
   lastCheck: { time: string; status?: number; latencyMs: number; error?: string } | null;
+  /** The upstream's process when it has `run:`, else null. */
+  managed: ManagedStatus | null;
 }
 
 export interface PoolStatus {
@@ -44,7 +47,11 @@ export interface ConfigChanges {
 export type ReloadResult =
   { ok: true; hash: string; changes: ConfigChanges } | { ok: false; errors: string[] };
 
-export function statusReport(rt: Runtime, ready: boolean): StatusReport {
+export function statusReport(
+  rt: Runtime,
+  ready: boolean,
+  managed: (key: string) => ManagedStatus | null = () => null,
+): StatusReport {
   const src = rt.config.source;
   return {
     config: { path: src.path, hash: src.hash, loadedAt: src.loadedAt.toISOString() },
@@ -54,7 +61,7 @@ export function statusReport(rt: Runtime, ready: boolean): StatusReport {
       balance: pool.settings.balance,
       activeTier: pool.tier,
       activeTierName: tierName(pool.tier),
-      upstreams: entries.map(({ upstream: u, checker }) => {
+      upstreams: entries.map(({ upstream: u, checker, key }) => {
         const last = checker.last;
         return {
           id: u.id,
@@ -78,6 +85,7 @@ export function statusReport(rt: Runtime, ready: boolean): StatusReport {
                 ...(last.error !== undefined ? { error: last.error } : {}),
               }
             : null,
+          managed: managed(key),
         };
       }),
     })),

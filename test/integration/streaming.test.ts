@@ -139,7 +139,8 @@ routes: [{ prefix: /, pool: p }]
   // Every upstream socket must close; wait on the close events themselves.
   await Promise.all([...open].filter((s) => !s.destroyed).map((s) => once(s, "close")));
   assert.equal(open.size, 0, "upstream sockets left open");
-  assert.ok(started > N * 0.9, `upstream saw ${started} of ${N}`);
+  // Every /stream request reaches the upstream before its client leaves; a /hang one may be cut earlier.
+  assert.ok(started >= N / 2, `upstream saw ${started} of ${N}`);
   const line = await g.logs.waitFor("request", () => g.logs.events("request").length >= N);
   assert.ok(line);
   assert.equal((await g.gw.metrics.inflight.get()).values[0]?.value ?? 0, 0);

@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# The gateway's container image: built in one stage, run from a second with production dependencies only.
+#
+# Node 22 LTS: the project supports Node >= 20.19, but Node 20 left support on 2026-04-30, so an image built today
+# would get no security fixes. Every pinned dependency (http-proxy-3 1.23.x, opossum 9, prom-client 15) supports 22.
+# Debian bookworm "slim": glibc, apt and the smallest official Debian variant (no curl: the health check uses node).
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would build before the sources are here; the build runs below.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production \
+    GATEWAY_CONFIG=/etc/gateway/gateway.yaml \
+    GATEWAY_HEALTHCHECK_URL=http://127.0.0.1:8002/healthz
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; --ignore-scripts because `prepare` (the build) needs the dev dependencies.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+COPY gateway.schema.json ./
+# No config is baked in: mount yours at $GATEWAY_CONFIG (docs/operations.md). Without one the gateway exits 1,
+# naming the missing file.
+USER node
+EXPOSE 8002
+# node, not curl (the slim image has none). Set GATEWAY_HEALTHCHECK_URL when /healthz is elsewhere (another
+# port, or admin.listen).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["node", "-e", "fetch(process.env.GATEWAY_HEALTHCHECK_URL).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Exec form: node is PID 1 and receives SIGTERM itself (no shell in between), so `docker stop` drains.
+ENTRYPOINT ["node", "/app/bin/gateway.js"]
+CMD ["start"]

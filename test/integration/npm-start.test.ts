@@ -1,0 +1,118 @@
+// Smoke test of `npm start`: the bundled gateway.yaml starts every sample service as a managed upstream and the
+// gateway routes to each of them; on SIGTERM everything stops.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { test } from "node:test";
+import type { StatusReport } from "../../src/server/status.ts";
+import { get } from "../helpers/gateway.ts";
+import { ROOT, childrenOf, cmdline, portFree, spawnLogged, waitGone } from "../helpers/processes.ts";
+
+// The sample services listen on these fixed ports (gateway.yaml); the gateway itself gets GATEWAY_PORT=0.
+const PORTS = [8000, 8001, 8100, 8101, 8102, 8103, 8200, 8201, 8202, 8203];
+
+/** Every process below `pid`, children first. */
+function descendants(pid: number): number[] {
+  return childrenOf(pid).flatMap((c) => [c, ...descendants(c)]);
+}
+
+void test(
+  "npm start brings up the bundled topology and routes to every sample service",
+  { timeout: 120_000 },
+  async (t) => {
+    const busy: number[] = [];
+    for (const p of PORTS) if (!(await portFree(p))) busy.push(p);
+    if (busy.length > 0) {
+      t.skip(`ports ${busy.join(", ")} are in use on 127.0.0.1; the bundled sample services need 8000-8203`);
+      return;
+    }
+    if (!existsSync(`${ROOT}dist/cli.js`)) {
+      t.skip("no build: run `npm run build` (npm ci does it) before this test");
+      return;
+    }
+    const npm = spawnLogged(["npm", "start", "--silent"], {
+      env: { GATEWAY_PORT: "0", GATEWAY_ADMIN_KEY: "", GATEWAY_LOG_LEVEL: "info" },
+      detached: true,
+    });
+    let gatewayPid: number | undefined;
+    try {
+      const started = await npm.logs.waitFor("gateway_started");
+      const base = `http://127.0.0.1:${String(started.listen).split(":").at(-1)}`;
+      // Health checks run every 5 s and need 2 passes: each upstream comes up within about 10 s.
+      const upstreams = [
+        ["main_app", "127.0.0.1:8000"],
+        ["main_app", "127.0.0.1:8001"],
+        ...["8100", "8101", "8102", "8103"].map((p) => ["pdf_services", `127.0.0.1:${p}`]),
+        ["weather", "127.0.0.1:8200"],
+        ["chart", "127.0.0.1:8201"],
+        ["files", "127.0.0.1:8202"],
+        ["analysis", "127.0.0.1:8203"],
+      ];
+      await Promise.all(
+        upstreams.map(([pool, upstream]) =>
+          npm.logs.waitFor(
+            "health_change",
+            (l) => l.pool === pool && l.upstream === upstream && l.to === "healthy",
+          ),
+        ),
+      );
+
+      const answers: Record<string, Record<string, unknown>> = {};
+      for (const path of [
+        "/",
+        "/api/pdf/report",
+        "/api/weather/paris",
+        "/api/chart/sales?points=3",
+        "/api/files/report.pdf",
+        "/api/analysis/?values=1,2,3",
+      ]) {
+        const res = await get(`${base}${path}`);
+        assert.equal(res.status, 200, path);
+        answers[path] = res.json();
+      }
+      assert.equal(answers["/"]?.service, "main_app");
+      assert.equal(answers["/"]?.instance, "primary");
+      assert.equal(answers["/api/pdf/report"]?.service, "pdf");
+      assert.ok(["a", "b", "c"].includes(String(answers["/api/pdf/report"]?.variant)));
+      assert.equal(answers["/api/pdf/report"]?.path, "/api/pdf/report", "pdf keeps its prefix");
+      assert.equal(answers["/api/weather/paris"]?.service, "weather");
+      assert.equal(answers["/api/weather/paris"]?.path, "/paris", "weather's prefix is stripped");
+      assert.equal(answers["/api/chart/sales?points=3"]?.service, "chart");
+      assert.equal(answers["/api/files/report.pdf"]?.service, "files");
+      assert.equal(answers["/api/analysis/?values=1,2,3"]?.service, "analysis");
+      assert.equal(answers["/api/analysis/?values=1,2,3"]?.mean, 2);
+
+      // The backups serve too: drain the primaries and they take over.
+      const drain = (pool: string, id: string) =>
+        get(`${base}/admin/pools/${pool}/upstreams/${id}/drain`, { method: "POST" });
+      assert.equal((await drain("main_app", "127.0.0.1:8000")).status, 200);
+      assert.equal((await get(`${base}/`)).json().instance, "backup");
+      for (const p of ["8100", "8101", "8102"]) await drain("pdf_services", `127.0.0.1:${p}`);
+      assert.equal((await get(`${base}/api/pdf/x`)).json().variant, "backup");
+
+      const status = (await get(`${base}/admin/status`)).json<StatusReport>();
+      const managed = status.pools.flatMap((p) => p.upstreams.map((u) => u.managed));
+      assert.equal(managed.length, 10);
+      assert.ok(managed.every((m) => m?.running === true && typeof m.pid === "number"));
+      const servicePids = managed.map((m) => m!.pid!);
+
+      // The node process itself, not the `sh -c` npm runs it through.
+      gatewayPid = descendants(npm.child.pid!).find((p) => /^\S*node bin\/gateway\.js /.test(cmdline(p)));
+      assert.ok(gatewayPid, "the gateway process under npm");
+      const guards = childrenOf(gatewayPid);
+      process.kill(gatewayPid, "SIGTERM");
+      const done = await npm.logs.waitFor("shutdown_complete");
+      assert.equal(done.clean, true);
+      assert.equal(npm.logs.events("managed_exit").length, 10);
+      assert.ok(npm.logs.events("managed_exit").every((e) => e.reason === "stopped" && e.code === 0));
+      assert.deepEqual(await npm.exited, { code: 0, signal: null });
+      assert.deepEqual(await waitGone([...servicePids, ...guards, gatewayPid], 10_000), []);
+    } finally {
+      // Whatever happened above, take the whole tree down.
+      try {
+        process.kill(-npm.child.pid!, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  },
+);
