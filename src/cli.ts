@@ -9,39 +9,53 @@ function configPath(given: string | undefined): string {
   return given ?? process.env.GATEWAY_CONFIG ?? "gateway.yaml";
 }
 
-async function start(opts: { config?: string }): Promise<void> {
-  let gateway: Gateway;
-  try {
-    gateway = await Gateway.start({ configPath: configPath(opts.config), watch: true });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-      process.exitCode = 1;
-      return;
-    }
-    throw err;
-  }
-  let signals = 0;
-  const stop = (signal: string) => {
-    if (++signals > 1) {
-      gateway.log.warn("shutdown_forced", { signal });
-      gateway.log.flush();
+async function start(file: string | undefined, opts: { config?: string }): Promise<void> {
+  // Handlers go in before the (slow) start, so a signal that arrives meanwhile is not the default: for SIGHUP,
+  // that would kill the process. What arrives early is done once the gateway runs.
+  let gateway: Gateway | undefined;
+  let early: "reload" | NodeJS.Signals | undefined;
+  let firstSignalAt = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    if (!gateway) return void (early = signal);
+    const gw = gateway;
+    // Ctrl-C on `npm start` delivers SIGINT twice (the terminal's to the group, then npm's forward): only a
+    // second signal that comes later is an operator asking to skip the drain.
+    if (firstSignalAt && Date.now() - firstSignalAt < 1_000) return;
+    if (firstSignalAt) {
+      gw.log.warn("shutdown_forced", { signal });
+      gw.log.flush();
       process.exit(1);
     }
-    gateway.log.info("signal", { signal });
-    void gateway.stop().then(() => {
-      gateway.log.flush();
+    firstSignalAt = Date.now();
+    gw.log.info("signal", { signal });
+    void gw.stop().then(() => {
+      gw.log.flush();
       process.exit(0);
     });
   };
+  const reload = () => {
+    if (!gateway) return void (early ??= "reload");
+    void gateway.reload("signal");
+  };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGHUP", () => void gateway.reload("signal"));
+  process.on("SIGHUP", reload);
+  try {
+    gateway = await Gateway.start({ configPath: configPath(opts.config ?? file), watch: true });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  if (early === "reload") reload();
+  else if (early) stop(early);
 }
 
-async function check(opts: { config?: string }): Promise<void> {
+async function check(file: string | undefined, opts: { config?: string }): Promise<void> {
   try {
-    const config = await loadConfigFile(configPath(opts.config), process.env);
+    const config = await loadConfigFile(configPath(opts.config ?? file), process.env);
     process.stdout.write(`${summarize(config)}\n`);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -79,12 +93,14 @@ const program = new Command()
 program
   .command("start", { isDefault: true })
   .description("run the gateway")
+  .argument("[file]", "config file, the same as -c")
   .option("-c, --config <file>", "config file (default: $GATEWAY_CONFIG, then ./gateway.yaml)")
   .action(start);
 
 program
   .command("check")
   .description("validate a config file and print a summary or every error")
+  .argument("[file]", "config file, the same as -c")
   .option("-c, --config <file>", "config file (default: $GATEWAY_CONFIG, then ./gateway.yaml)")
   .action(check);
 

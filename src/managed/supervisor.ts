@@ -1,5 +1,6 @@
 // The managed upstreams of the running config: starts a process for every upstream with `run:`, stops the ones that
 // left the config, restarts the ones whose `run:` changed, and stops them all when the gateway stops.
+import net from "node:net";
 import { dirname, extname, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
@@ -116,6 +117,25 @@ export class Supervisor {
     await Promise.all(stops);
   }
 
+  /**
+   * Resolves once every managed upstream's port accepts connections, or after `timeoutMs`. The gateway waits
+   * for this before its first health round at boot; otherwise that round finds the processes still starting,
+   * marks them all down, and `npm start` answers 503 until two more checks have passed.
+   */
+  async whenListening(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const urls = [...this.entries.values()].map((e) => new URL(e.wanted.url));
+    await Promise.all(
+      urls.map(async (u) => {
+        // Polling is the only way to learn that another process has bound its port.
+        while (Date.now() < deadline && !this.closed) {
+          if (await accepts(u.hostname.replace(/^\[(.*)\]$/, "$1"), Number(portOf(u.href)))) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }),
+    );
+  }
+
   /** The managed process of the upstream with this runtime key (`entryKey(pool, url)`), or null. */
   status(key: string): ManagedStatus | null {
     return this.entries.get(key)?.proc.status() ?? null;
@@ -178,4 +198,17 @@ export class Supervisor {
       stopGrace: w.run.stopGrace,
     };
   }
+}
+
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+    socket.setTimeout(500, () => done(false));
+  });
 }

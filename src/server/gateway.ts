@@ -120,10 +120,13 @@ export class Gateway {
       pools: config.pools.length,
       routes: config.routes.length,
     });
-    void gw.rt.start().then(() => {
-      gw.firstRoundDone = true;
-      gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
-    });
+    void gw.supervisor
+      .whenListening(5_000)
+      .then(() => gw.rt.start())
+      .then(() => {
+        gw.firstRoundDone = true;
+        gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
+      });
     return gw;
   }
 
