@@ -116,12 +116,13 @@ export class UpstreamBreaker extends EventEmitter<{ change: [BreakerChange] }> {
   }
 
   /** Runs one attempt through the breaker. Resolves with the attempt's result whatever the verdict. */
-  async run<T>(attempt: () => Promise<T>, judge: (result: T) => Verdict): Promise<T> {
+  run<T>(attempt: () => Promise<T>, judge: (result: T) => Verdict): Promise<T> {
     let result: { value: T } | undefined;
     const trial = this.cb.halfOpen;
-    try {
-      await this.cb.fire(async () => {
-        const value = await attempt();
+    // Plain promise chains rather than two async functions: one fewer promise and await per attempt, on the path
+    // of every proxied request.
+    const judged = () =>
+      attempt().then((value) => {
         result = { value };
         const verdict = judge(value);
         // opossum has no neutral outcome: an ignored result counts as a success, which would close a half-open
@@ -130,12 +131,14 @@ export class UpstreamBreaker extends EventEmitter<{ change: [BreakerChange] }> {
         if (verdict === "ignore") throw new Ignored();
         return value;
       });
-    } catch (err) {
-      if (result) return result.value;
-      if (CircuitBreaker.isOurError(err as Error)) throw new BreakerOpenError();
-      throw err;
-    }
-    return result!.value;
+    return this.cb.fire(judged).then(
+      () => result!.value,
+      (err: unknown) => {
+        if (result) return result.value;
+        if (CircuitBreaker.isOurError(err as Error)) throw new BreakerOpenError();
+        throw err;
+      },
+    );
   }
 
   /** Releases the shared rotation listener and the reset timer; call when the upstream leaves the config. */

@@ -33,6 +33,8 @@ interface Exchange {
   upstream: string;
   attempts: number;
   started: number;
+  /** The upstream whose in-flight count lasts until the response is sent; `finished` releases it. */
+  answering: Upstream | undefined;
 }
 
 function retryAfterSeconds(p: PoolRuntime): string {
@@ -40,12 +42,20 @@ function retryAfterSeconds(p: PoolRuntime): string {
   return String(Math.max(1, Math.ceil(Math.min(s.healthCheck.interval, s.breaker.resetTimeout) / 1000)));
 }
 
-function judge(failureStatuses: readonly number[]) {
-  return (o: AttemptOutcome): Verdict => {
-    if (o.kind === "response") return failureStatuses.includes(o.status) ? "failure" : "success";
-    if (o.kind === "aborted" || o.error.kind === "body_too_large") return "ignore";
-    return "failure";
-  };
+// One judge per failure-status list (a pool's settings), not a closure per attempt.
+const judges = new WeakMap<readonly number[], (o: AttemptOutcome) => Verdict>();
+
+function judge(failureStatuses: readonly number[]): (o: AttemptOutcome) => Verdict {
+  let j = judges.get(failureStatuses);
+  if (!j) {
+    j = (o: AttemptOutcome): Verdict => {
+      if (o.kind === "response") return failureStatuses.includes(o.status) ? "failure" : "success";
+      if (o.kind === "aborted" || o.error.kind === "body_too_large") return "ignore";
+      return "failure";
+    };
+    judges.set(failureStatuses, j);
+  }
+  return j;
 }
 
 function outcomeLabel(o: AttemptOutcome): string | undefined {
@@ -79,6 +89,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
       upstream: "",
       attempts: 0,
       started: performance.now(),
+      answering: undefined,
     };
     res.setHeader("x-request-id", ex.requestId);
     this.active++;
@@ -91,6 +102,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
   }
 
   private finished(req: IncomingMessage, res: ServerResponse, ex: Exchange): void {
+    if (ex.answering) ex.answering.inFlight--;
     if (--this.active === 0) this.emit("idle");
     const { metrics, log } = this.deps;
     metrics.inflight.dec();
@@ -125,9 +137,12 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     if (pr.pool.tier === -1) return this.noUpstream(res, ex, pr);
 
     prepareUpstreamHeaders(req, ex.requestId);
+    const maxBodySize = pr.pool.settings.maxBodySize;
     let body: RequestBody;
     try {
-      body = await RequestBody.read(req, pr.pool.settings.maxBodySize);
+      body = RequestBody.has(req)
+        ? await RequestBody.read(req, maxBodySize)
+        : RequestBody.none(req, maxBodySize);
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         res.setHeader("connection", "close");
@@ -164,7 +179,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
       tried.add(upstream);
       ex.attempts++;
       ex.upstream = upstream.id;
-      const outcome = await this.attempt(req, res, pr, upstream, body, path);
+      const outcome = await this.attempt(req, res, ex, pr, upstream, body, path);
       if (holdingRetry) pr.budget.retryEnded();
       if (outcome.kind !== "failed") return;
       const err = outcome.error;
@@ -192,6 +207,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
   private async attempt(
     req: IncomingMessage,
     res: ServerResponse,
+    ex: Exchange,
     pr: PoolRuntime,
     upstream: Upstream,
     body: RequestBody,
@@ -222,10 +238,11 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     }
     const label = outcomeLabel(outcome);
     if (label) metrics.upstreamRequests.inc({ pool: pr.pool.name, upstream: upstream.id, outcome: label });
-    // A drained upstream's in-flight count must last until its response is fully sent.
-    if (outcome.kind === "response" && !res.writableEnded && !res.destroyed) {
-      res.once("close", () => upstream.inFlight--);
-    } else upstream.inFlight--;
+    // A drained upstream's in-flight count must last until its response is fully sent: `finished` (on the
+    // response's `close`, which has not fired while the response is neither ended nor destroyed) releases it,
+    // without a listener of its own per request.
+    if (outcome.kind === "response" && !res.writableEnded && !res.destroyed) ex.answering = upstream;
+    else upstream.inFlight--;
     return outcome;
   }
 
