@@ -141,8 +141,17 @@ routes: [{ prefix: /, pool: p }]
   assert.equal(open.size, 0, "upstream sockets left open");
   // Every /stream request reaches the upstream before its client leaves; a /hang one may be cut earlier.
   assert.ok(started >= N / 2, `upstream saw ${started} of ${N}`);
-  const line = await g.logs.waitFor("request", () => g.logs.events("request").length >= N);
-  assert.ok(line);
-  assert.equal((await g.gw.metrics.inflight.get()).values[0]?.value ?? 0, 0);
-  assert.equal(g.logs.events("request").filter((l) => l.status === 499 || l.status === 200).length, N);
+  // On a loaded machine a client may leave before the gateway even read its request, so the gateway saw at most
+  // N; what it saw must all be over, answered 200 (stream) or logged as 499 (client gone), nothing else.
+  const inflight = async () => (await g.gw.metrics.inflight.get()).values[0]?.value ?? 0;
+  const deadline = Date.now() + 10_000;
+  while ((await inflight()) > 0 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+  assert.equal(await inflight(), 0, "requests still in flight");
+  await new Promise((r) => setImmediate(r)); // the access lines of the last turn
+  const lines = g.logs.events("request");
+  assert.ok(lines.length >= started && lines.length <= N, `${lines.length} access lines`);
+  assert.deepEqual(
+    lines.filter((l) => l.status !== 499 && l.status !== 200),
+    [],
+  );
 });
