@@ -144,7 +144,8 @@ test("the retry budget caps retries against a dead pool", async (t) => {
   assert.ok(answers.every((a) => a.status === 502));
   const metrics = await (await fetch(`${g.url}/metrics`)).text();
   const retries = Number(/gateway_retries_total\{pool="app"\} (\d+)/.exec(metrics)?.[1] ?? 0);
-  // 20 in flight → at most max(3, 20% of 20) = 4 requests may retry, each at most 4 times. Without it: 80.
+  // 20 requests in the window allow 20% = 4 retries, and past that only while fewer than 3 are in flight, each
+  // request at most 4 times. Without a budget: 80.
   assert.ok(retries > 0 && retries <= 16, `retries: ${retries}`);
   const spent = answers.filter((a) => a.body.includes("retry budget spent")).length;
   assert.ok(spent >= N - 4, `${spent} answers said the budget was spent`);
