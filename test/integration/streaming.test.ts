@@ -85,6 +85,7 @@ routes: [{ prefix: /, pool: big }]
     for await (const c of res) downloaded += (c as Buffer).length;
   });
   assert.equal(downloaded, SIZE);
+  t.diagnostic(`RSS growth: upload ${(up / MiB).toFixed(1)} MiB, download ${(down / MiB).toFixed(1)} MiB`);
   assert.ok(up < 64 * MiB, `upload grew RSS by ${(up / MiB).toFixed(1)} MiB`);
   assert.ok(down < 64 * MiB, `download grew RSS by ${(down / MiB).toFixed(1)} MiB`);
 });
