@@ -143,6 +143,7 @@ export class UpstreamBreaker extends EventEmitter<{ change: [BreakerChange] }> {
 
   /** Releases the shared rotation listener and the reset timer; call when the upstream leaves the config. */
   shutdown(): void {
+    if (this.cb.isShutdown) return;
     this.cb.shutdown();
     releaseRotator(this.bucketMs);
     this.removeAllListeners();

@@ -107,7 +107,7 @@ function load(text: string, file: string, env: Env, source: GatewayConfig["sourc
   }
 
   const parsed = configSchema.safeParse(data, { error: () => DEFAULT_MESSAGE });
-  if (parsed.success && issues.length === 0) return resolveConfig(parsed.data, source);
+  if (parsed.success && issues.length === 0) return resolveConfig(parsed.data, source, env);
 
   // An unresolved variable already explains whatever zod says about that value.
   const explained = (path: Path) => envIssues.some((e) => startsWith(path, e.path));

@@ -53,9 +53,15 @@ const BUILTIN: PoolSettings = {
   maxBodySize: DEFAULTS.maxBodySize,
 };
 
-export function resolveConfig(raw: RawConfig, source: GatewayConfig["source"]): GatewayConfig {
+export function resolveConfig(
+  raw: RawConfig,
+  source: GatewayConfig["source"],
+  env: Readonly<Record<string, string | undefined>> = {},
+): GatewayConfig {
   const defaults = mergeSettings(BUILTIN, raw.defaults);
-  const apiKey = raw.admin?.apiKey ?? undefined;
+  // The contract's GATEWAY_ADMIN_KEY applies when the file does not set admin.apiKey itself; an explicit empty
+  // value (such as `${GATEWAY_ADMIN_KEY:-}` with the variable unset) means no key: loopback clients only.
+  const apiKey = raw.admin?.apiKey ?? env.GATEWAY_ADMIN_KEY;
   const adminListen = raw.admin?.listen;
   return {
     listen: parseListen(raw.listen ?? DEFAULTS.listen),

@@ -180,7 +180,8 @@ const listen = z.union(
     z.number().int().min(0).max(65535),
     z
       .string()
-      .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$|^\d{1,5}$/, 'listen must be a port or "host:port"'),
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$|^\d{1,5}$/, 'listen must be a port or "host:port"')
+      .refine((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "listen port must be 0-65535"),
   ],
   { error: 'listen must be a port or "host:port"' },
 );

@@ -38,6 +38,8 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
   private lastResult: ProbeResult | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** Once stopped (reload, shutdown), a probe still under way must not write a result it caused itself. */
+  private stopped = false;
   private inFlight: http.ClientRequest | undefined;
 
   constructor(base: URL, settings: HealthCheckSettings, target: StatusSetter, carried?: HealthCheckerState) {
@@ -75,6 +77,7 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
 
   stop(): void {
     this.running = false;
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.inFlight?.destroy();
@@ -93,6 +96,7 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
   /** Runs one probe now and applies its result; the "run one health round now" hook for tests and boot. */
   async runOnce(): Promise<ProbeResult> {
     const result = await this.probe();
+    if (this.stopped) return result;
     this.lastResult = result;
     this.emit("result", result);
     const from = this.hysteresis.healthy;

@@ -68,7 +68,14 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
   }
 
   private wantedTier(): Tier {
-    if (this.primaries.some((u) => u.inService())) return 0;
+    // Traffic on the backups returns to a primary only once its breaker has closed: a half-open breaker allows
+    // one trial (which `pick` still routes there), and counting it as back would switch tiers twice per
+    // resetTimeout while a primary keeps failing.
+    const back =
+      this.currentTier === 0
+        ? (u: Upstream) => u.inService()
+        : (u: Upstream) => u.inService() && u.breaker?.state() !== "half_open";
+    if (this.primaries.some(back)) return 0;
     if (this.backups.some((u) => u.inService())) return 1;
     return -1;
   }
@@ -81,6 +88,12 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
     const usable = exclude?.size
       ? (u: Upstream) => u.available() && !exclude.has(u)
       : (u: Upstream) => u.available();
+    if (this.currentTier === 1) {
+      // While traffic is on the backups, a primary's half-open breaker still gets its one trial request: that
+      // trial is what closes the breaker and brings the primary back.
+      const trial = this.primaries.find((u) => u.breaker?.state() === "half_open" && usable(u));
+      if (trial) return trial;
+    }
     const [first, firstB, second, secondB] =
       this.currentTier === 1
         ? [this.backups, this.backupBalancer, this.primaries, this.primaryBalancer]
@@ -96,7 +109,9 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
       this.cancelFailback();
       return;
     }
-    if (want === 0 && this.currentTier === 1 && this.settings.failbackDelay > 0) {
+    // The dwell only makes sense while the backups still serve; if they died meanwhile, go back at once.
+    const backupsServe = this.backups.some((u) => u.inService());
+    if (want === 0 && this.currentTier === 1 && this.settings.failbackDelay > 0 && backupsServe) {
       const now = this.now();
       if (this.failbackAt === undefined) {
         this.failbackAt = now + this.settings.failbackDelay;

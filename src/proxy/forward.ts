@@ -74,6 +74,8 @@ export class Forwarder {
     this.proxy.on("proxyRes", (proxyRes, req, res) => this.onProxyRes(proxyRes, req as WithAttempt, res));
     // Errors reach the per-call callbacks; these listeners only keep a stray event from crashing the process.
     this.proxy.on("error", () => undefined);
+    // One `proxyReqWs` listener per pending upgrade.
+    this.proxy.setMaxListeners(0);
     this.proxy.on("econnreset", () => undefined);
   }
 
@@ -207,8 +209,16 @@ export class Forwarder {
     stripResponseHopByHop(proxyRes.headers);
     if (proxyRes.statusMessage) res.writeHead(status, proxyRes.statusMessage, proxyRes.headers);
     else res.writeHead(status, proxyRes.headers);
+    // An upstream that stalls mid-body (no byte for `responseTimeout`, like nginx's proxy_read_timeout) is cut;
+    // the agent puts its own idle timeout back when the socket returns to the pool.
+    const socket = proxyRes.socket;
+    const onIdle = () => proxyRes.destroy();
+    socket.setTimeout(a.options.responseTimeout);
+    socket.on("timeout", onIdle);
+    proxyRes.once("end", () => socket.off("timeout", onIdle));
     // An upstream that dies mid-body must not leave the client waiting for bytes that never come.
     proxyRes.once("close", () => {
+      socket.off("timeout", onIdle);
       if (!proxyRes.complete) res.destroy();
     });
     proxyRes.pipe(res);

@@ -144,10 +144,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
         ? await RequestBody.read(req, maxBodySize)
         : RequestBody.none(req, maxBodySize);
     } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        res.setHeader("connection", "close");
-        return this.fail(res, ex, "payload_too_large");
-      }
+      if (err instanceof BodyTooLargeError) return this.fail(res, ex, "payload_too_large");
       return; // the client went away while sending its body
     }
     const path = target.query ? `${match.upstreamPath}?${target.query}` : match.upstreamPath;
@@ -259,6 +256,8 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     message?: string,
     headers?: Record<string, string>,
   ): void {
+    // The rest of an over-large body is never read: the connection cannot carry another request after it.
+    if (code === "payload_too_large") res.setHeader("connection", "close");
     sendError(res, code, ex.requestId, { ...(message ? { message } : {}), ...(headers ? { headers } : {}) });
   }
 

@@ -75,5 +75,13 @@ export function prepareUpstreamHeaders(req: IncomingMessage, requestId: string):
 
 /** For WebSocket upgrades: the same forwarding headers, but Connection/Upgrade must reach the upstream. */
 export function prepareUpgradeHeaders(req: IncomingMessage, requestId: string): void {
+  // The upgrade itself needs Connection and Upgrade; every other hop-by-hop header still stops here.
+  const h = req.headers;
+  for (const name of listedInConnection(h)) if (name !== "upgrade") delete h[name];
+  delete h["proxy-authorization"];
+  delete h["proxy-connection"];
+  delete h["keep-alive"];
+  delete h.te;
+  delete h.trailer;
   setForwarding(req, requestId, req.socket instanceof TLSSocket ? "wss" : "ws");
 }

@@ -44,7 +44,11 @@ export class Runtime {
   readonly router: Router;
   readonly pools = new Map<string, PoolRuntime>();
   readonly entries = new Map<string, UpstreamEntry>();
+  /** Entries whose checker runs under this runtime (started here, or carried over while running). */
   private readonly started = new Set<UpstreamEntry>();
+  /** Entries the runtime of a newer config took over; everything else stops when this one retires. */
+  private readonly carried = new Set<UpstreamEntry>();
+  private starting: Promise<void> | undefined;
 
   constructor(
     readonly config: GatewayConfig,
@@ -105,7 +109,10 @@ export class Runtime {
     healthSettings: HealthChecker["settings"],
     previous: Runtime,
   ): UpstreamEntry {
-    previous.started.delete(entry);
+    previous.carried.add(entry);
+    // A reload before the previous runtime's first round (e.g. during the boot wait) carries checkers that never
+    // ran: this runtime's start() must run them.
+    const running = previous.started.has(entry);
     entry.spec = spec;
     entry.upstream.update(spec);
     if (!isDeepStrictEqual(entry.breaker.settings, breakerSettings)) {
@@ -116,7 +123,7 @@ export class Runtime {
       entry.upstream.changed();
     }
     if (isDeepStrictEqual(entry.checker.settings, healthSettings)) {
-      this.started.add(entry);
+      if (running) this.started.add(entry);
     } else {
       const state = entry.checker.state();
       entry.checker.stop();
@@ -139,8 +146,16 @@ export class Runtime {
     entry.checker.on("change", (c) => this.observer.healthChange(entry, c));
   }
 
-  /** Runs the first health round of every checker not yet running (all at once), then schedules them all. */
-  async start(): Promise<void> {
+  /**
+   * Runs the first health round of every checker not yet running (all at once), then schedules them all. Called
+   * more than once (boot and a reload racing), it is one start.
+   */
+  start(): Promise<void> {
+    this.starting ??= this.firstRound();
+    return this.starting;
+  }
+
+  private async firstRound(): Promise<void> {
     const fresh = [...this.entries.values()].filter((e) => !this.started.has(e));
     for (const e of fresh) this.started.add(e);
     const pools = [...this.pools.values()].map((p) => p.pool);
@@ -175,7 +190,7 @@ export class Runtime {
    */
   retire(): UpstreamEntry[] {
     for (const p of this.pools.values()) p.pool.close();
-    const removed = [...this.started];
+    const removed = [...this.entries.values()].filter((e) => !this.carried.has(e));
     for (const e of removed) {
       e.checker.stop();
       e.breaker.shutdown();
@@ -184,12 +199,8 @@ export class Runtime {
     return removed;
   }
 
-  /** Stops everything (gateway shutdown). */
+  /** Stops everything (gateway shutdown): nothing is carried, so everything stops. */
   stop(): void {
     this.retire();
-    for (const e of this.entries.values()) {
-      e.checker.stop();
-      e.breaker.shutdown();
-    }
   }
 }

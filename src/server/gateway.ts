@@ -162,7 +162,7 @@ export class Gateway {
         (c.up ? log.info : log.warn)("health_change", {
           pool: e.pool,
           upstream: e.upstream.id,
-          url: e.upstream.url.href,
+          url: e.spec.url,
           from: state(c.from),
           to: state(c.up),
           reason: c.reason,

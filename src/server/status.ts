@@ -61,11 +61,11 @@ export function statusReport(
       balance: pool.settings.balance,
       activeTier: pool.tier,
       activeTierName: tierName(pool.tier),
-      upstreams: entries.map(({ upstream: u, checker, key }) => {
+      upstreams: entries.map(({ upstream: u, checker, key, spec }) => {
         const last = checker.last;
         return {
           id: u.id,
-          url: u.url.href,
+          url: spec.url,
           weight: u.weight,
           backup: u.backup,
           health: u.health,

@@ -73,7 +73,7 @@ const listening = (pid: unknown) => (l: LogLine) =>
   typeof l.line === "string" && l.line.includes("listening") && l.line.includes(`(pid ${String(pid)})`);
 
 function managedOf(report: StatusReport, port: number) {
-  const u = report.pools.flatMap((p) => p.upstreams).find((x) => x.url === `http://127.0.0.1:${port}/`);
+  const u = report.pools.flatMap((p) => p.upstreams).find((x) => x.url === `http://127.0.0.1:${port}`);
   assert.ok(u, `upstream on ${port}`);
   return u.managed;
 }

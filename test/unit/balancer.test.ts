@@ -8,7 +8,7 @@ import {
   WeightedRandom,
 } from "../../src/pool/balancer.ts";
 import { Pool } from "../../src/pool/pool.ts";
-import { Upstream } from "../../src/pool/upstream.ts";
+import { Upstream, type BreakerView } from "../../src/pool/upstream.ts";
 import { resolveConfig } from "../../src/config/resolve.ts";
 
 const up = (id: string, weight = 1, backup = false) =>
@@ -146,4 +146,48 @@ test("pool: failback waits failbackDelay and is cancelled when the primary fails
   pool.update();
   assert.equal(pool.tier, 0);
   pool.close();
+});
+
+/** A breaker whose state the test sets by hand. */
+class FakeBreaker implements BreakerView {
+  current: "closed" | "open" | "half_open" = "closed";
+  trialTaken = false;
+  state() {
+    return this.current;
+  }
+  allowsRequest() {
+    return this.current === "closed" || (this.current === "half_open" && !this.trialTaken);
+  }
+  reason() {
+    return this.current === "open" ? "breaker open: 5/5 failed in 10s" : "";
+  }
+  run<T>(attempt: () => Promise<T>): Promise<T> {
+    return attempt();
+  }
+  set(state: "closed" | "open" | "half_open", u: Upstream) {
+    this.current = state;
+    this.trialTaken = false;
+    u.changed();
+  }
+}
+
+test("pool: on backups, a primary's half-open breaker gets its trial but does not switch tiers until it closes", () => {
+  const breaker = new FakeBreaker();
+  const a = new Upstream({ id: "a", url: "http://127.0.0.1:1001", weight: 1, backup: false }, breaker);
+  const backup = up("z", 1, true);
+  const pool = new Pool("p", settings, [a, backup]);
+  const switches: string[] = [];
+  pool.on("failover", (e) => switches.push(`${e.from}->${e.to}`));
+  breaker.set("open", a);
+  assert.equal(pool.tier, 1);
+  breaker.set("half_open", a);
+  assert.equal(pool.tier, 1, "half-open is not back yet");
+  assert.equal(pool.pick(undefined, "")!.id, "a", "the trial goes to the primary");
+  breaker.trialTaken = true;
+  assert.equal(pool.pick(undefined, "")!.id, "z", "everything else stays on the backup");
+  breaker.set("open", a);
+  breaker.set("half_open", a);
+  breaker.set("closed", a);
+  assert.equal(pool.tier, 0);
+  assert.deepEqual(switches, ["0->1", "1->0"], "one switch each way, however many trials");
 });

@@ -493,3 +493,18 @@ void test("formatIssue writes (root) for an empty path", () => {
     "f.yaml:2:3: (root): m",
   );
 });
+
+void test("GATEWAY_ADMIN_KEY is the admin key when the file sets none; an explicit empty key means none", () => {
+  const base =
+    "pools: { a: { upstreams: [{ url: 'http://127.0.0.1:1' }] } }\nroutes: [{ prefix: /, pool: a }]\n";
+  assert.equal(loadConfigText(base, "gw.yaml", { GATEWAY_ADMIN_KEY: "k1" }).admin.apiKey, "k1");
+  assert.equal(
+    loadConfigText(`admin: { apiKey: k2 }\n${base}`, "gw.yaml", { GATEWAY_ADMIN_KEY: "k1" }).admin.apiKey,
+    "k2",
+  );
+  assert.equal(
+    loadConfigText(`admin: { apiKey: "" }\n${base}`, "gw.yaml", { GATEWAY_ADMIN_KEY: "k1" }).admin.apiKey,
+    undefined,
+  );
+  assert.equal(loadConfigText(base, "gw.yaml", {}).admin.apiKey, undefined);
+});
