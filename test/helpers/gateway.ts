@@ -52,7 +52,7 @@ export interface TestGateway {
 /** Writes `yaml` to a temp file and starts a gateway on it; waits for the first health round unless told not to. */
 export async function startGateway(
   yaml: string,
-  options: { env?: Record<string, string | undefined>; waitReady?: boolean } = {},
+  options: { env?: Record<string, string | undefined>; waitReady?: boolean; watch?: boolean } = {},
 ): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), "gateway-test-"));
   const configPath = join(dir, "gateway.yaml");
@@ -63,6 +63,7 @@ export async function startGateway(
     env: options.env ?? {},
     log: createLogger({ level: "debug", stream: logs }),
     defaultMetrics: false,
+    watch: options.watch ?? false,
   });
   if (options.waitReady !== false) await logs.waitFor("ready");
   return {

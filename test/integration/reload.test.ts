@@ -24,27 +24,8 @@ function nth(logs: LogCapture, msg: string, n: number) {
 }
 
 /** Like startGateway, with the file watch on (the CLI's setting). */
-async function startWatched(yaml: string): Promise<TestGateway> {
-  const dir = await mkdtemp(join(tmpdir(), "gateway-reload-"));
-  const configPath = join(dir, "gateway.yaml");
-  await writeFile(configPath, yaml);
-  const logs = new LogCapture();
-  const gw = await Gateway.start({
-    configPath,
-    env: {},
-    log: createLogger({ level: "debug", stream: logs }),
-    defaultMetrics: false,
-    watch: true,
-  });
-  await logs.waitFor("ready");
-  return {
-    gw,
-    url: gw.url,
-    logs,
-    configPath,
-    writeConfig: (text) => writeFile(configPath, text),
-    stop: () => gw.stop(),
-  };
+function startWatched(yaml: string): Promise<TestGateway> {
+  return startGateway(yaml, { watch: true });
 }
 
 /** Sends `n` requests one after another; returns hits per upstream name. */

@@ -198,12 +198,12 @@ void test("${NAME} and ${NAME:-default} are substituted; plain scalars are re-ty
     "routes:",
     "  - { prefix: /, pool: a }",
   );
-  const c = load(text, { KEY: "k", HOST: "10.0.0.1", BACKUP: "", APP_PORT: "9000" });
+  const c = load(text, { KEY: "k", HOST: "127.0.0.9", BACKUP: "", APP_PORT: "9000" });
   assert.deepEqual(c.listen, { host: "0.0.0.0", port: 8002 });
   assert.equal(c.admin.apiKey, "k");
   const [u] = pool(c, "a").upstreams;
   assert.ok(u);
-  assert.equal(u.url, "http://10.0.0.1:8000");
+  assert.equal(u.url, "http://127.0.0.9:8000");
   assert.equal(u.weight, 3);
   assert.equal(u.backup, true, "an empty variable takes the :- default, as in the shell");
   assert.equal(u.id, "007");
