@@ -71,8 +71,10 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
     // Traffic on the backups returns to a primary only once its breaker has closed: a half-open breaker allows
     // one trial (which `pick` still routes there), and counting it as back would switch tiers twice per
     // resetTimeout while a primary keeps failing.
+    // With nothing in service (tier -1) the half-open primary is all there is: it must count, or no request
+    // would ever reach it to close the breaker.
     const back =
-      this.currentTier === 0
+      this.currentTier !== 1
         ? (u: Upstream) => u.inService()
         : (u: Upstream) => u.inService() && u.breaker?.state() !== "half_open";
     if (this.primaries.some(back)) return 0;

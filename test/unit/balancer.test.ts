@@ -191,3 +191,16 @@ test("pool: on backups, a primary's half-open breaker gets its trial but does no
   assert.equal(pool.tier, 0);
   assert.deepEqual(switches, ["0->1", "1->0"], "one switch each way, however many trials");
 });
+
+test("pool: with nothing else in service, a half-open primary counts, so its trial can close the breaker", () => {
+  const breaker = new FakeBreaker();
+  const a = new Upstream({ id: "a", url: "http://127.0.0.1:1001", weight: 1, backup: false }, breaker);
+  const backup = up("z", 1, true);
+  const pool = new Pool("p", settings, [a, backup]);
+  backup.setStatus(false, "down");
+  breaker.set("open", a);
+  assert.equal(pool.tier, -1);
+  breaker.set("half_open", a);
+  assert.equal(pool.tier, 0);
+  assert.equal(pool.pick(undefined, "")!.id, "a");
+});
