@@ -226,7 +226,7 @@ export class Forwarder {
   }
 
   /**
-   * Tunnels a WebSocket upgrade. Resolves "upgraded" once the upstream switched protocols, "answered" when it
+   * Tunnels a WebSocket upgrade. Resolves "upgraded" once the upstream switched protocols, the status when it
    * replied with plain HTTP (relayed to the client), or the failure, after `onFailure` has written the error to
    * the client socket (synchronously: the proxy library closes the socket right after).
    */
@@ -235,12 +235,12 @@ export class Forwarder {
     socket: Duplex,
     head: Buffer,
     options: { target: URL; path: string; timeout: number; onFailure: (err: UpstreamError) => void },
-  ): Promise<"upgraded" | "answered" | UpstreamError> {
+  ): Promise<"upgraded" | number | UpstreamError> {
     return new Promise((resolve) => {
       let done = false;
       let timedOut = false;
       let pending: http.ClientRequest | undefined;
-      const finish = (r: "upgraded" | "answered" | UpstreamError) => {
+      const finish = (r: "upgraded" | number | UpstreamError) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
@@ -258,7 +258,7 @@ export class Forwarder {
         // A refused upgrade: http-proxy relays the answer but leaves the upstream socket open (node-http-proxy #783).
         proxyReq.once("response", (proxyRes: http.IncomingMessage) => {
           proxyRes.once("end", () => proxyRes.socket.destroy());
-          finish("answered");
+          finish(proxyRes.statusCode ?? 502);
         });
       };
       this.proxy.on("proxyReqWs", onProxyReq);

@@ -9,7 +9,7 @@ import type { Upstream, Verdict } from "../pool/upstream.ts";
 import { normalizeTarget } from "../router/normalize.ts";
 import type { PoolRuntime, Runtime } from "../runtime/runtime.ts";
 import { BodyTooLargeError, RequestBody } from "./body.ts";
-import { rawErrorResponse, sendError, type GatewayErrorCode } from "./errors.ts";
+import { GATEWAY_ERRORS, rawErrorResponse, sendError, type GatewayErrorCode } from "./errors.ts";
 import { UpstreamError, type AttemptOutcome, type Forwarder } from "./forward.ts";
 import { clientAddress, prepareUpgradeHeaders, prepareUpstreamHeaders, requestIdOf } from "./headers.ts";
 
@@ -78,9 +78,21 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
+    const ex = this.exchange(req);
+    res.setHeader("x-request-id", ex.requestId);
+    this.active++;
+    this.deps.metrics.inflight.inc();
+    res.once("close", () => this.finished(res, ex));
+    this.route(req, res, ex).catch((err: unknown) => {
+      this.deps.log.error("request_failed", { requestId: ex.requestId, error: String(err) });
+      sendError(res, "bad_gateway", ex.requestId);
+    });
+  }
+
+  private exchange(req: IncomingMessage): Exchange {
     const rawUrl = req.url ?? "";
     const q = rawUrl.indexOf("?");
-    const ex: Exchange = {
+    return {
       requestId: requestIdOf(req),
       method: req.method ?? "GET",
       path: q < 0 ? rawUrl : rawUrl.slice(0, q),
@@ -91,25 +103,21 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
       started: performance.now(),
       answering: undefined,
     };
-    res.setHeader("x-request-id", ex.requestId);
-    this.active++;
-    this.deps.metrics.inflight.inc();
-    res.once("close", () => this.finished(req, res, ex));
-    this.route(req, res, ex).catch((err: unknown) => {
-      this.deps.log.error("request_failed", { requestId: ex.requestId, error: String(err) });
-      sendError(res, "bad_gateway", ex.requestId);
-    });
   }
 
-  private finished(req: IncomingMessage, res: ServerResponse, ex: Exchange): void {
+  private finished(res: ServerResponse, ex: Exchange): void {
     if (ex.answering) ex.answering.inFlight--;
     if (--this.active === 0) this.emit("idle");
-    const { metrics, log } = this.deps;
-    metrics.inflight.dec();
+    this.deps.metrics.inflight.dec();
     // 499 (nginx's code) when the client left before any answer.
-    const status = res.headersSent ? res.statusCode : 499;
+    this.record(ex, res.headersSent ? res.statusCode : 499);
+  }
+
+  /** The access line and the request metrics of one exchange (HTTP request or WebSocket tunnel). */
+  private record(ex: Exchange, status: number): void {
+    const { metrics, log } = this.deps;
     const seconds = (performance.now() - ex.started) / 1000;
-    const labels = { route: ex.route, method: methodLabel(req.method), code: String(status) };
+    const labels = { route: ex.route, method: methodLabel(ex.method), code: String(status) };
     metrics.requests.inc(labels);
     metrics.requestDuration.observe(labels, seconds);
     log.info("request", {
@@ -261,12 +269,20 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     sendError(res, code, ex.requestId, { ...(message ? { message } : {}), ...(headers ? { headers } : {}) });
   }
 
-  /** WebSocket upgrades go to the pool the path routes to; the tunnel counts as in flight while it lasts. */
+  /**
+   * WebSocket upgrades go to the pool the path routes to; the tunnel counts as in flight on its upstream while it
+   * lasts, and gets an access line and request metrics when it closes (101 once switched, else what the client
+   * was answered).
+   */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
-    const requestId = requestIdOf(req);
+    const ex = this.exchange(req);
+    // 499 (as for HTTP) until the client has been answered something.
+    let status = 499;
+    socket.once("close", () => this.record(ex, status));
     const refuse = (code: GatewayErrorCode, headers?: Record<string, string>) => {
-      socket.end(rawErrorResponse(code, requestId, undefined, headers));
+      status = GATEWAY_ERRORS[code].status;
+      socket.end(rawErrorResponse(code, ex.requestId, undefined, headers));
     };
     const rt = this.deps.runtime();
     const target = normalizeTarget(req.url ?? "");
@@ -274,10 +290,15 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     const match = rt.router.match(req.headers.host, target.path);
     if (!match) return refuse("no_route");
     const pr = rt.pools.get(match.route.pool)!;
+    ex.route = match.route.id;
+    ex.pool = pr.pool.name;
     const upstream = pr.pool.pick(undefined, clientAddress(req));
     if (!upstream) return refuse("no_upstream", { "retry-after": retryAfterSeconds(pr) });
-    prepareUpgradeHeaders(req, requestId);
+    ex.upstream = upstream.id;
+    ex.attempts = 1;
+    prepareUpgradeHeaders(req, ex.requestId);
     upstream.inFlight++;
+    upstream.requests++;
     socket.once("close", () => upstream.inFlight--);
     const path = target.query ? `${match.upstreamPath}?${target.query}` : match.upstreamPath;
     const run = () =>
@@ -285,15 +306,20 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
         target: upstream.url,
         path,
         timeout: pr.pool.settings.timeouts.response,
-        onFailure: (err) =>
-          socket.write(
-            rawErrorResponse(err.kind === "response_timeout" ? "upstream_timeout" : "bad_gateway", requestId),
-          ),
+        onFailure: (err) => {
+          const code = err.kind === "response_timeout" ? "upstream_timeout" : "bad_gateway";
+          status = GATEWAY_ERRORS[code].status;
+          socket.write(rawErrorResponse(code, ex.requestId));
+        },
       });
-    const judgeWs = (r: "upgraded" | "answered" | UpstreamError): Verdict =>
+    const judgeWs = (r: "upgraded" | number | UpstreamError): Verdict =>
       r instanceof UpstreamError ? "failure" : "success";
-    (upstream.breaker ? upstream.breaker.run(run, judgeWs) : run()).catch(() =>
-      refuse("no_upstream", { "retry-after": retryAfterSeconds(pr) }),
+    (upstream.breaker ? upstream.breaker.run(run, judgeWs) : run()).then(
+      (r) => {
+        if (r === "upgraded") status = 101;
+        else if (typeof r === "number") status = r;
+      },
+      () => refuse("no_upstream", { "retry-after": retryAfterSeconds(pr) }),
     );
   }
 }

@@ -190,6 +190,15 @@ routes: [{ prefix: /ws/, pool: ws, stripPrefix: true }]
     "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
   );
   assert.match(refused.head, /^HTTP\/1.1 404 /);
+
+  // Tunnels are accounted like requests: an access line and gateway_requests_total once they close.
+  const tunnel = await g.logs.waitFor("request", (l) => l.status === 101);
+  assert.equal(tunnel.route, "/ws/");
+  assert.equal(tunnel.path, "/ws/chat");
+  assert.equal(tunnel.attempts, 1);
+  await g.logs.waitFor("request", (l) => l.status === 404 && l.path === "/nope");
+  const metrics = await (await fetch(`${g.url}/metrics`)).text();
+  assert.match(metrics, /gateway_requests_total\{route="\/ws\/",method="GET",code="101"\} 1/);
 });
 
 /** Sends raw bytes and reads until the server closes or a full response arrived. */
