@@ -58,7 +58,8 @@ export function resolveConfig(
   source: GatewayConfig["source"],
   env: Readonly<Record<string, string | undefined>> = {},
 ): GatewayConfig {
-  const defaults = mergeSettings(BUILTIN, raw.defaults);
+  const base = raw.maxBodySize !== undefined ? { ...BUILTIN, maxBodySize: raw.maxBodySize } : BUILTIN;
+  const defaults = mergeSettings(base, raw.defaults);
   // The contract's GATEWAY_ADMIN_KEY applies when the file does not set admin.apiKey itself; an explicit empty
   // value (such as `${GATEWAY_ADMIN_KEY:-}` with the variable unset) means no key: loopback clients only.
   const apiKey = raw.admin?.apiKey ?? env.GATEWAY_ADMIN_KEY;

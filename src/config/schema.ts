@@ -190,6 +190,8 @@ export const configSchema = z
   .object({
     listen: listen.optional(),
     shutdownGrace: duration("shutdownGrace").optional(),
+    // Also accepted at the top, where nginx users put client_max_body_size: the default for every pool.
+    maxBodySize: size.optional(),
     admin: z
       .object({ apiKey: z.string().nullable().optional(), listen: listen.optional() })
       .strict()

@@ -508,3 +508,16 @@ void test("GATEWAY_ADMIN_KEY is the admin key when the file sets none; an explic
   );
   assert.equal(loadConfigText(base, "gw.yaml", {}).admin.apiKey, undefined);
 });
+
+void test("maxBodySize at the top is the default of every pool; defaults and pools may override it", () => {
+  const text = `maxBodySize: 1mb
+defaults: {}
+pools:
+  a: { upstreams: [{ url: "http://127.0.0.1:1" }] }
+  b: { upstreams: [{ url: "http://127.0.0.1:2" }], maxBodySize: 10kb }
+routes: [{ prefix: /, pool: a }]
+`;
+  const c = loadConfigText(text, "gw.yaml", {});
+  assert.equal(pool(c, "a").maxBodySize, 1024 * 1024);
+  assert.equal(pool(c, "b").maxBodySize, 10 * 1024);
+});
