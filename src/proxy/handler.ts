@@ -2,16 +2,16 @@
 // forward, retries what is safe to retry, answers failures from the error catalog and writes one access line.
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
 import type { Logger } from "../log/log.ts";
-import { methodLabel, type GatewayMetrics } from "../metrics/metrics.ts";
+import type { GatewayMetrics } from "../metrics/metrics.ts";
 import type { Upstream, Verdict } from "../pool/upstream.ts";
 import { normalizeTarget } from "../router/normalize.ts";
 import type { PoolRuntime, Runtime } from "../runtime/runtime.ts";
 import { BodyTooLargeError, RequestBody } from "./body.ts";
-import { GATEWAY_ERRORS, rawErrorResponse, sendError, type GatewayErrorCode } from "./errors.ts";
+import { sendError, type GatewayErrorCode } from "./errors.ts";
+import { newExchange, recordExchange, retryAfterSeconds, type Exchange } from "./exchange.ts";
 import { UpstreamError, type AttemptOutcome, type Forwarder } from "./forward.ts";
-import { clientAddress, prepareUpgradeHeaders, prepareUpstreamHeaders, requestIdOf } from "./headers.ts";
+import { clientAddress, prepareUpstreamHeaders } from "./headers.ts";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
@@ -21,25 +21,6 @@ export interface HandlerDeps {
   forwarder: Forwarder;
   metrics: GatewayMetrics;
   log: Logger;
-}
-
-/** What the access line and the request metrics say about one request. */
-interface Exchange {
-  requestId: string;
-  method: string;
-  path: string;
-  route: string;
-  pool: string;
-  upstream: string;
-  attempts: number;
-  started: number;
-  /** The upstream whose in-flight count lasts until the response is sent; `finished` releases it. */
-  answering: Upstream | undefined;
-}
-
-function retryAfterSeconds(p: PoolRuntime): string {
-  const s = p.pool.settings;
-  return String(Math.max(1, Math.ceil(Math.min(s.healthCheck.interval, s.breaker.resetTimeout) / 1000)));
 }
 
 // One judge per failure-status list (a pool's settings), not a closure per attempt.
@@ -78,7 +59,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
-    const ex = this.exchange(req);
+    const ex = newExchange(req);
     res.setHeader("x-request-id", ex.requestId);
     this.active++;
     this.deps.metrics.inflight.inc();
@@ -89,48 +70,12 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     });
   }
 
-  private exchange(req: IncomingMessage): Exchange {
-    const rawUrl = req.url ?? "";
-    const q = rawUrl.indexOf("?");
-    return {
-      requestId: requestIdOf(req),
-      method: req.method ?? "GET",
-      path: q < 0 ? rawUrl : rawUrl.slice(0, q),
-      route: "none",
-      pool: "",
-      upstream: "",
-      attempts: 0,
-      started: performance.now(),
-      answering: undefined,
-    };
-  }
-
   private finished(res: ServerResponse, ex: Exchange): void {
     if (ex.answering) ex.answering.inFlight--;
     if (--this.active === 0) this.emit("idle");
     this.deps.metrics.inflight.dec();
     // 499 (nginx's code) when the client left before any answer.
-    this.record(ex, res.headersSent ? res.statusCode : 499);
-  }
-
-  /** The access line and the request metrics of one exchange (HTTP request or WebSocket tunnel). */
-  private record(ex: Exchange, status: number): void {
-    const { metrics, log } = this.deps;
-    const seconds = (performance.now() - ex.started) / 1000;
-    const labels = { route: ex.route, method: methodLabel(ex.method), code: String(status) };
-    metrics.requests.inc(labels);
-    metrics.requestDuration.observe(labels, seconds);
-    log.info("request", {
-      method: ex.method,
-      path: ex.path,
-      status,
-      durationMs: Math.round(seconds * 10_000) / 10,
-      route: ex.route,
-      pool: ex.pool,
-      upstream: ex.upstream,
-      attempts: ex.attempts,
-      requestId: ex.requestId,
-    });
+    recordExchange(this.deps, ex, res.headersSent ? res.statusCode : 499);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<void> {
@@ -267,59 +212,5 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     // The rest of an over-large body is never read: the connection cannot carry another request after it.
     if (code === "payload_too_large") res.setHeader("connection", "close");
     sendError(res, code, ex.requestId, { ...(message ? { message } : {}), ...(headers ? { headers } : {}) });
-  }
-
-  /**
-   * WebSocket upgrades go to the pool the path routes to; the tunnel counts as in flight on its upstream while it
-   * lasts, and gets an access line and request metrics when it closes (101 once switched, else what the client
-   * was answered).
-   */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on("error", () => socket.destroy());
-    const ex = this.exchange(req);
-    // 499 (as for HTTP) until the client has been answered something.
-    let status = 499;
-    socket.once("close", () => this.record(ex, status));
-    const refuse = (code: GatewayErrorCode, headers?: Record<string, string>) => {
-      status = GATEWAY_ERRORS[code].status;
-      socket.end(rawErrorResponse(code, ex.requestId, undefined, headers));
-    };
-    const rt = this.deps.runtime();
-    const target = normalizeTarget(req.url ?? "");
-    if (!target.ok) return refuse("bad_request");
-    const match = rt.router.match(req.headers.host, target.path);
-    if (!match) return refuse("no_route");
-    const pr = rt.pools.get(match.route.pool)!;
-    ex.route = match.route.id;
-    ex.pool = pr.pool.name;
-    const upstream = pr.pool.pick(undefined, clientAddress(req));
-    if (!upstream) return refuse("no_upstream", { "retry-after": retryAfterSeconds(pr) });
-    ex.upstream = upstream.id;
-    ex.attempts = 1;
-    prepareUpgradeHeaders(req, ex.requestId);
-    upstream.inFlight++;
-    upstream.requests++;
-    socket.once("close", () => upstream.inFlight--);
-    const path = target.query ? `${match.upstreamPath}?${target.query}` : match.upstreamPath;
-    const run = () =>
-      this.deps.forwarder.ws(req, socket, head, {
-        target: upstream.url,
-        path,
-        timeout: pr.pool.settings.timeouts.response,
-        onFailure: (err) => {
-          const code = err.kind === "response_timeout" ? "upstream_timeout" : "bad_gateway";
-          status = GATEWAY_ERRORS[code].status;
-          socket.write(rawErrorResponse(code, ex.requestId));
-        },
-      });
-    const judgeWs = (r: "upgraded" | number | UpstreamError): Verdict =>
-      r instanceof UpstreamError ? "failure" : "success";
-    (upstream.breaker ? upstream.breaker.run(run, judgeWs) : run()).then(
-      (r) => {
-        if (r === "upgraded") status = 101;
-        else if (typeof r === "number") status = r;
-      },
-      () => refuse("no_upstream", { "retry-after": retryAfterSeconds(pr) }),
-    );
   }
 }

@@ -10,6 +10,7 @@ import { GatewayMetrics } from "../metrics/metrics.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
+import { UpgradeHandler } from "../proxy/upgrade.ts";
 import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
 import { diffConfigs } from "./diff.ts";
@@ -43,6 +44,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   private readonly forwarder = new Forwarder();
   private readonly handler: ProxyHandler;
+  private readonly upgrades: UpgradeHandler;
   private readonly server: http.Server;
   private adminServer: http.Server | undefined;
   private rt!: Runtime;
@@ -60,12 +62,9 @@ export class Gateway {
     this.metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     this.metrics.setStateSource(() => metricsSnapshot(this.rt));
     this.supervisor = new Supervisor({ log: this.log, metrics: this.metrics });
-    this.handler = new ProxyHandler({
-      runtime: () => this.rt,
-      forwarder: this.forwarder,
-      metrics: this.metrics,
-      log: this.log,
-    });
+    const deps = { runtime: () => this.rt, forwarder: this.forwarder, metrics: this.metrics, log: this.log };
+    this.handler = new ProxyHandler(deps);
+    this.upgrades = new UpgradeHandler(deps);
     const admin = createAdminApp({
       metrics: this.metrics,
       apiKey: () => this.rt.config.admin.apiKey,
@@ -83,7 +82,7 @@ export class Gateway {
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       this.tunnels.add(socket);
       socket.once("close", () => this.tunnels.delete(socket));
-      this.handler.upgrade(req, socket, head);
+      this.upgrades.handle(req, socket, head);
     });
     this.server.on("clientError", (_err, socket) => {
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");

@@ -1,0 +1,66 @@
+// One exchange's accounting, shared by HTTP requests and WebSocket tunnels: what the access line and the request
+// metrics say about it, and the Retry-After of a pool with nothing available.
+import type { IncomingMessage } from "node:http";
+import type { Logger } from "../log/log.ts";
+import { methodLabel, type GatewayMetrics } from "../metrics/metrics.ts";
+import type { Upstream } from "../pool/upstream.ts";
+import type { PoolRuntime } from "../runtime/runtime.ts";
+import { requestIdOf } from "./headers.ts";
+
+export interface Exchange {
+  requestId: string;
+  method: string;
+  path: string;
+  route: string;
+  pool: string;
+  upstream: string;
+  attempts: number;
+  started: number;
+  /** The upstream whose in-flight count lasts until the response is sent; the handler releases it. */
+  answering: Upstream | undefined;
+}
+
+export function newExchange(req: IncomingMessage): Exchange {
+  const rawUrl = req.url ?? "";
+  const q = rawUrl.indexOf("?");
+  return {
+    requestId: requestIdOf(req),
+    method: req.method ?? "GET",
+    path: q < 0 ? rawUrl : rawUrl.slice(0, q),
+    route: "none",
+    pool: "",
+    upstream: "",
+    attempts: 0,
+    started: performance.now(),
+    answering: undefined,
+  };
+}
+
+/** The access line and the request metrics of one exchange, once it is over. */
+export function recordExchange(
+  deps: { metrics: GatewayMetrics; log: Logger },
+  ex: Exchange,
+  status: number,
+): void {
+  const seconds = (performance.now() - ex.started) / 1000;
+  const labels = { route: ex.route, method: methodLabel(ex.method), code: String(status) };
+  deps.metrics.requests.inc(labels);
+  deps.metrics.requestDuration.observe(labels, seconds);
+  deps.log.info("request", {
+    method: ex.method,
+    path: ex.path,
+    status,
+    durationMs: Math.round(seconds * 10_000) / 10,
+    route: ex.route,
+    pool: ex.pool,
+    upstream: ex.upstream,
+    attempts: ex.attempts,
+    requestId: ex.requestId,
+  });
+}
+
+/** Seconds a client should wait before trying a pool with nothing available: the sooner of a check or a reset. */
+export function retryAfterSeconds(p: PoolRuntime): string {
+  const s = p.pool.settings;
+  return String(Math.max(1, Math.ceil(Math.min(s.healthCheck.interval, s.breaker.resetTimeout) / 1000)));
+}
