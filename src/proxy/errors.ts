@@ -9,7 +9,8 @@ export const GATEWAY_ERRORS = {
     message: "No admin API key is set, so this endpoint answers loopback clients only.",
   },
   no_route: { status: 404, message: "No route matches this request." },
-  payload_too_large: { status: 413, message: "The request body is larger than maxBodySize." },
+  // The rest of an over-large body is never read, so the connection cannot carry another request after it.
+  payload_too_large: { status: 413, message: "The request body is larger than maxBodySize.", close: true },
   bad_gateway: { status: 502, message: "The upstream failed and retries are spent." },
   no_upstream: { status: 503, message: "No upstream is available in this pool." },
   upstream_timeout: { status: 504, message: "The upstream sent no response headers in time." },
@@ -61,8 +62,10 @@ export function sendError(
     return;
   }
   const text = bodyOf(code, requestId, options.message);
-  res.writeHead(GATEWAY_ERRORS[code].status, {
+  const entry: { status: number; close?: boolean } = GATEWAY_ERRORS[code];
+  res.writeHead(entry.status, {
     ...options.headers,
+    ...(entry.close ? { connection: "close" } : {}),
     "content-type": "application/json",
     "content-length": Buffer.byteLength(text),
     "cache-control": "no-store",

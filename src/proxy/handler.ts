@@ -209,8 +209,6 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     message?: string,
     headers?: Record<string, string>,
   ): void {
-    // The rest of an over-large body is never read: the connection cannot carry another request after it.
-    if (code === "payload_too_large") res.setHeader("connection", "close");
     sendError(res, code, ex.requestId, { ...(message ? { message } : {}), ...(headers ? { headers } : {}) });
   }
 }
