@@ -87,6 +87,11 @@ export function poolConfig(
         `      - { url: ${u.url}${u.weight ? `, weight: ${u.weight}` : ""}${u.backup ? ", backup: true" : ""} }`,
     )
     .join("\n");
+  return appConfig(list, extra);
+}
+
+/** The test config around one pool `app` whose upstream list is given as YAML lines, with a `/` route. */
+export function appConfig(upstreamLines: string, extra = ""): string {
   return `listen: 127.0.0.1:0
 shutdownGrace: 2s
 defaults:
@@ -96,7 +101,7 @@ ${extra}
 pools:
   app:
     upstreams:
-${list}
+${upstreamLines}
 routes:
   - { prefix: /, pool: app }
 `;

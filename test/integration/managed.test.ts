@@ -14,7 +14,7 @@ import { isGuardReport, type GuardReport, type GuardSpec } from "../../src/manag
 import { Supervisor, guardCommand } from "../../src/managed/supervisor.ts";
 import { GatewayMetrics } from "../../src/metrics/metrics.ts";
 import type { StatusReport } from "../../src/server/status.ts";
-import { LogCapture, get, startGateway, type LogLine } from "../helpers/gateway.ts";
+import { LogCapture, appConfig, get, startGateway, type LogLine } from "../helpers/gateway.ts";
 import {
   ROOT,
   childrenOf,
@@ -55,18 +55,7 @@ function managedYaml(ups: ManagedUp[], plain: string[] = []): string {
     )
     .concat(plain.map((url) => `      - url: ${url}`))
     .join("\n");
-  return `listen: 127.0.0.1:0
-shutdownGrace: 2s
-defaults:
-  healthCheck: { interval: 60s, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1 }
-  timeouts: { connect: 1s, response: 5s }
-pools:
-  app:
-    upstreams:
-${list}
-routes:
-  - { prefix: /, pool: app }
-`;
+  return appConfig(list);
 }
 
 const listening = (pid: unknown) => (l: LogLine) =>

@@ -5,13 +5,13 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
 import { createLogger } from "../../src/log/log.ts";
+import { freePort } from "../helpers/processes.ts";
 import { Gateway } from "../../src/server/gateway.ts";
 import { LogCapture, poolConfig } from "../helpers/gateway.ts";
 import { FakeUpstream } from "../helpers/upstream.ts";
@@ -55,17 +55,6 @@ async function run(cmd: string, args: string[], input?: string): Promise<Run> {
   child.stdin.end(input ?? "");
   const [code] = (await once(child, "close")) as [number | null];
   return { code, out };
-}
-
-/** A port nobody listens on now: Prometheus takes its listen address as a flag, so it cannot use port 0. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 /** Starts a gateway as production runs it: with prom-client's default process and Node metrics. */
