@@ -22,6 +22,7 @@ const HEX_UPPER = "0123456789ABCDEF";
 export function normalizeTarget(target: string): NormalizeResult {
   let start = 0;
   if (target.charCodeAt(0) !== SLASH) {
+    if (target === "*") return bad("asterisk-form (*) is only for OPTIONS");
     start = absoluteFormPathStart(target);
     if (start < 0)
       return bad("request-target must be origin-form (/path) or absolute-form (http://host/path)");

@@ -10,6 +10,7 @@ import { GatewayMetrics } from "../metrics/metrics.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
+import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
 import { UpgradeHandler } from "../proxy/upgrade.ts";
 import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
@@ -77,6 +78,7 @@ export class Gateway {
     // cut by headersTimeout, and upstream deadlines are the pool's.
     this.server = http.createServer({ requestTimeout: 0 }, (req, res) => {
       if (!this.adminServer && isGatewayPath(req.url ?? "")) return void admin(req, res);
+      if (isServerOptions(req)) return answerServerOptions(deps, req, res);
       this.handler.handle(req, res);
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
@@ -84,6 +86,9 @@ export class Gateway {
       socket.once("close", () => this.tunnels.delete(socket));
       this.upgrades.handle(req, socket, head);
     });
+    this.server.on("connect", (req: http.IncomingMessage, socket: Socket) =>
+      refuseConnect(deps, req, socket),
+    );
     this.server.on("clientError", (_err, socket) => {
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
       else socket.destroy();

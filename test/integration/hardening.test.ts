@@ -73,3 +73,62 @@ routes:
   assert.match((await send("/files/a%2fb")).head, /^HTTP\/1.1 200 /);
   assert.equal(root.received.at(-1)!.url, "/files/a%2Fb");
 });
+
+test("CONNECT and the asterisk form get a JSON 400; OPTIONS * is answered; absolute-form routes by its path", async (t) => {
+  const root = await FakeUpstream.start({ name: "root" });
+  const api = await FakeUpstream.start({ name: "api" });
+  const g = await startGateway(`listen: 127.0.0.1:0
+defaults: { healthCheck: { interval: 60s } }
+pools:
+  root: { upstreams: [{ url: "${root.url}" }] }
+  api: { upstreams: [{ url: "${api.url}" }] }
+routes:
+  - { prefix: /, pool: root }
+  - { prefix: /api/, pool: api, stripPrefix: true }
+`);
+  t.after(async () => {
+    await g.stop();
+    await Promise.all([root.close(), api.close()]);
+  });
+
+  // A CONNECT to a real listener on loopback: the gateway must neither tunnel to it nor hang up wordlessly.
+  const connect = await rawRequest(
+    g.url,
+    `CONNECT 127.0.0.1:${api.port} HTTP/1.1\r\nHost: 127.0.0.1:${api.port}\r\n\r\n`,
+  );
+  assert.match(connect.head, /^HTTP\/1.1 400 /);
+  assert.match(connect.head, /\r\ncontent-type: application\/json\r\n/i);
+  const cb = jsonBody(connect);
+  assert.equal(cb.error, "bad_request");
+  assert.match(cb.message!, /CONNECT/);
+  assert.match(connect.head, new RegExp(`\\r\\nx-request-id: ${cb.requestId}\\r\\n`, "i"));
+  await g.logs.waitFor("request", (l) => l.method === "CONNECT" && l.status === 400);
+
+  for (const method of ["GET", "POST", "DELETE"]) {
+    const r = await rawRequest(
+      g.url,
+      `${method} * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
+    assert.match(r.head, /^HTTP\/1.1 400 /, method);
+    assert.equal(jsonBody(r).error, "bad_request");
+    assert.match(jsonBody(r).message!, /asterisk-form/);
+  }
+  const options = await rawRequest(g.url, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  assert.match(options.head, /^HTTP\/1.1 200 /);
+  assert.match(options.head, /\r\ncontent-length: 0\r\n/i);
+
+  // Absolute-form: the path routes, the authority is never contacted, the upstream gets origin-form.
+  const abs = await rawRequest(
+    g.url,
+    "GET http://elsewhere.invalid/api/x?q=1 HTTP/1.1\r\nHost: elsewhere.invalid\r\nConnection: close\r\n\r\n",
+  );
+  assert.match(abs.head, /^HTTP\/1.1 200 /);
+  assert.equal(api.received.at(-1)!.url, "/x?q=1");
+  const absRoot = await rawRequest(
+    g.url,
+    "GET https://h.invalid HTTP/1.1\r\nHost: h.invalid\r\nConnection: close\r\n\r\n",
+  );
+  assert.match(absRoot.head, /^HTTP\/1.1 200 /);
+  assert.equal(root.received.at(-1)!.url, "/");
+  assert.equal(root.hits + api.hits, 2, "CONNECT and the asterisk form reached no upstream");
+});
