@@ -21,7 +21,7 @@ export const DEFAULTS = {
     volumeThreshold: 10,
     rollingWindow: 10_000,
     resetTimeout: 10_000,
-    failureStatuses: [502, 503, 504],
+    failureStatuses: [500, 502, 503, 504],
   },
   timeouts: { connect: 2_000, response: 30_000 },
   retries: 2,

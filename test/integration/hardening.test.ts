@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { FakeUpstream } from "../helpers/upstream.ts";
-import { startGateway } from "../helpers/gateway.ts";
+import { get, poolConfig, startGateway } from "../helpers/gateway.ts";
 
 /** Sends raw bytes and reads until the server closes or a full response arrived. */
 function rawRequest(base: string, text: string): Promise<{ head: string; body: string; closed: boolean }> {
@@ -131,4 +131,28 @@ routes:
   assert.match(absRoot.head, /^HTTP\/1.1 200 /);
   assert.equal(root.received.at(-1)!.url, "/");
   assert.equal(root.hits + api.hits, 2, "CONNECT and the asterisk form reached no upstream");
+});
+
+test("with the default failureStatuses, an upstream answering 500 while /health says 200 trips its breaker", async (t) => {
+  const sick = await FakeUpstream.start({ name: "sick", statuses: [500] });
+  const fine = await FakeUpstream.start({ name: "fine" });
+  // Only the volume is lowered, so the test needs few requests; failureStatuses is left to its default.
+  const g = await startGateway(
+    poolConfig([{ url: sick.url }, { url: fine.url }], "  retries: 0\n  breaker: { volumeThreshold: 4 }"),
+  );
+  t.after(async () => {
+    await g.stop();
+    await Promise.all([sick.close(), fine.close()]);
+  });
+  assert.deepEqual(g.gw.config.pools[0]!.breaker.failureStatuses, [500, 502, 503, 504]);
+  for (let i = 0; i < 8; i++) await get(`${g.url}/x`);
+  const opened = await g.logs.waitFor("breaker_change", (l) => l.to === "open");
+  assert.equal(opened.upstream, `127.0.0.1:${sick.port}`);
+  await g.gw.runHealthRound();
+  const sickStatus = g.gw.status().pools[0]!.upstreams.find((u) => u.id === `127.0.0.1:${sick.port}`)!;
+  assert.equal(sickStatus.health, "healthy", "its /health still says 200");
+  assert.equal(sickStatus.breaker, "open");
+  const before = sick.hits;
+  for (let i = 0; i < 6; i++) assert.equal((await get(`${g.url}/x`)).json().name, "fine");
+  assert.equal(sick.hits, before, "no traffic to it while its breaker is open");
 });
