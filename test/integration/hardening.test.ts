@@ -156,3 +156,31 @@ test("with the default failureStatuses, an upstream answering 500 while /health 
   for (let i = 0; i < 6; i++) assert.equal((await get(`${g.url}/x`)).json().name, "fine");
   assert.equal(sick.hits, before, "no traffic to it while its breaker is open");
 });
+
+test("an upstream's Proxy-Authenticate is hop-by-hop and dropped; a client's TE: trailers still goes up", async (t) => {
+  const up = await FakeUpstream.start({
+    handler: (req, res) => {
+      res.writeHead(req.url === "/challenge" ? 407 : 200, {
+        "proxy-authenticate": 'Basic realm="inner-proxy"',
+        "www-authenticate": 'Bearer realm="app"',
+        "content-length": "2",
+      });
+      res.end("ok");
+    },
+  });
+  const g = await startGateway(poolConfig([{ url: up.url }]));
+  t.after(async () => {
+    await g.stop();
+    await up.close();
+  });
+  for (const path of ["/challenge", "/x"]) {
+    const r = await rawRequest(
+      g.url,
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: TE, close\r\n\r\n`,
+    );
+    assert.match(r.head, path === "/challenge" ? /^HTTP\/1.1 407 / : /^HTTP\/1.1 200 /);
+    assert.doesNotMatch(r.head, /proxy-authenticate/i, path);
+    assert.match(r.head, /\r\nwww-authenticate: Bearer realm="app"\r\n/i, "an end-to-end challenge stays");
+    assert.equal(up.received.at(-1)!.headers.te, "trailers");
+  }
+});
