@@ -44,11 +44,14 @@ export class Runtime {
   readonly router: Router;
   readonly pools = new Map<string, PoolRuntime>();
   readonly entries = new Map<string, UpstreamEntry>();
-  /** Entries whose checker runs under this runtime (started here, or carried over while running). */
-  private readonly started = new Set<UpstreamEntry>();
   /** Entries the runtime of a newer config took over; everything else stops when this one retires. */
   private readonly carried = new Set<UpstreamEntry>();
   private starting: Promise<void> | undefined;
+  /**
+   * Set by retire(): from then on this generation starts nothing (no first round, no checker), even when a
+   * first round it began before finishes afterwards. Its successor starts what it carried over.
+   */
+  private retired = false;
 
   constructor(
     readonly config: GatewayConfig,
@@ -110,9 +113,6 @@ export class Runtime {
     previous: Runtime,
   ): UpstreamEntry {
     previous.carried.add(entry);
-    // A reload before the previous runtime's first round (e.g. during the boot wait) carries checkers that never
-    // ran: this runtime's start() must run them.
-    const running = previous.started.has(entry);
     entry.spec = spec;
     entry.upstream.update(spec);
     if (!isDeepStrictEqual(entry.breaker.settings, breakerSettings)) {
@@ -122,9 +122,7 @@ export class Runtime {
       this.wireBreaker(entry);
       entry.upstream.changed();
     }
-    if (isDeepStrictEqual(entry.checker.settings, healthSettings)) {
-      if (running) this.started.add(entry);
-    } else {
+    if (!isDeepStrictEqual(entry.checker.settings, healthSettings)) {
       const state = entry.checker.state();
       entry.checker.stop();
       entry.checker = new HealthChecker(entry.upstream.url, healthSettings, entry.upstream, state);
@@ -148,16 +146,19 @@ export class Runtime {
 
   /**
    * Runs the first health round of every checker not yet running (all at once), then schedules them all. Called
-   * more than once (boot and a reload racing), it is one start.
+   * more than once (boot and a reload racing), it is one start; a retired runtime starts nothing.
+   *
+   * "Not yet running" covers what a reload carried over before the previous runtime's first round was done (e.g.
+   * during the boot wait): that runtime, retired, will not start them, so this one does.
    */
   start(): Promise<void> {
+    if (this.retired) return Promise.resolve();
     this.starting ??= this.firstRound();
     return this.starting;
   }
 
   private async firstRound(): Promise<void> {
-    const fresh = [...this.entries.values()].filter((e) => !this.started.has(e));
-    for (const e of fresh) this.started.add(e);
+    const fresh = [...this.entries.values()].filter((e) => !e.checker.started);
     const pools = [...this.pools.values()].map((p) => p.pool);
     for (const p of pools) p.hold();
     try {
@@ -165,11 +166,13 @@ export class Runtime {
     } finally {
       for (const p of pools) p.release();
     }
+    if (this.retired) return;
     for (const e of fresh) e.checker.start();
   }
 
   /** One health round of every upstream, now: the test hook instead of sleeping for an interval. */
   async runHealthRound(): Promise<void> {
+    if (this.retired) return;
     const enabled = [...this.entries.values()].filter((e) => e.checker.settings.enabled);
     await Promise.all(enabled.map((e) => e.checker.runOnce()));
   }
@@ -189,13 +192,13 @@ export class Runtime {
    * carry are stopped and returned (their agents close once their requests finish).
    */
   retire(): UpstreamEntry[] {
+    this.retired = true;
     for (const p of this.pools.values()) p.pool.close();
     const removed = [...this.entries.values()].filter((e) => !this.carried.has(e));
     for (const e of removed) {
       e.checker.stop();
       e.breaker.shutdown();
     }
-    this.started.clear();
     return removed;
   }
 

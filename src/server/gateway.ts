@@ -50,6 +50,8 @@ export class Gateway {
   private adminServer: http.Server | undefined;
   private rt!: Runtime;
   private firstRoundDone = false;
+  /** The boot wait and first health round; settles also when a stop or reload came first (tests await it). */
+  private booting: Promise<void> = Promise.resolve();
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: false, errors: [] });
   private stopping: Promise<void> | undefined;
   private readonly tunnels = new Set<Socket>();
@@ -124,14 +126,22 @@ export class Gateway {
       pools: config.pools.length,
       routes: config.routes.length,
     });
-    void gw.supervisor
+    // gw.rt is read once the wait is over: a reload meanwhile has retired the first runtime, and a stop has
+    // retired it for good (a retired runtime starts nothing).
+    gw.booting = gw.supervisor
       .whenListening(5_000)
       .then(() => gw.rt.start())
       .then(() => {
+        if (gw.stopping) return;
         gw.firstRoundDone = true;
         gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
       });
     return gw;
+  }
+
+  /** Resolves once the boot wait and the first health round are over (or were cut short by a stop). */
+  whenBooted(): Promise<void> {
+    return this.booting;
   }
 
   get config(): GatewayConfig {
