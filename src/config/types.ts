@@ -52,9 +52,13 @@ export interface UpstreamConfig {
   run?: RunConfig;
 }
 
+/** Which registry allocations join a pool: by service type or by service name. */
+export type DiscoverConfig = { type: string } | { name: string };
+
 export interface PoolConfig extends PoolSettings {
   name: string;
   upstreams: UpstreamConfig[];
+  discover?: DiscoverConfig;
 }
 
 export interface RouteConfig {

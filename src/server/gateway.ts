@@ -194,6 +194,7 @@ export class Gateway {
         log.warn("failover", { pool: ev.pool, from: tierName(ev.from), to, reason: ev.reason });
         if (to !== "none") metrics.failovers.inc({ pool: ev.pool, to });
       },
+      memberLeft: (e) => this.releaseWhenIdle(e, () => void metrics.removeUpstream(e.pool, e.upstream.id)),
     };
   }
 
@@ -251,7 +252,13 @@ export class Gateway {
     const next = new Runtime(config, this.observer(), old);
     const removed = old.retire();
     this.rt = next;
-    for (const e of removed) this.releaseWhenIdle(e);
+    for (const e of removed) {
+      const { metrics } = this;
+      this.releaseWhenIdle(
+        e,
+        e.discovered ? () => void metrics.removeUpstream(e.pool, e.upstream.id) : undefined,
+      );
+    }
     void next.start();
     // Not awaited: stopping a replaced process may take its stopGrace, and the reload is done without it.
     if (!this.stopping) void this.supervisor.sync(config);
@@ -262,13 +269,17 @@ export class Gateway {
   }
 
   // A removed upstream's pooled connections close once its last request has finished.
-  private releaseWhenIdle(e: UpstreamEntry): void {
+  private releaseWhenIdle(e: UpstreamEntry, then?: () => void): void {
     const u = e.upstream;
-    if (u.inFlight === 0) return this.forwarder.releaseAgent(u);
+    const release = () => {
+      this.forwarder.releaseAgent(u);
+      then?.();
+    };
+    if (u.inFlight === 0) return release();
     const timer = setInterval(() => {
       if (u.inFlight > 0 && !this.stopping) return;
       clearInterval(timer);
-      this.forwarder.releaseAgent(u);
+      release();
     }, 250);
     timer.unref();
   }
