@@ -1,4 +1,5 @@
 // Turns a validated RawConfig into the runtime GatewayConfig: applies DEFAULTS, merges defaults into each pool.
+import { availableParallelism } from "node:os";
 import { DEFAULTS, defaultUpstreamId, type RawConfig } from "./schema.ts";
 import type { GatewayConfig, ListenAddress, PoolSettings, StatusRanges } from "./types.ts";
 
@@ -67,6 +68,8 @@ export function resolveConfig(
   return {
     listen: parseListen(raw.listen ?? DEFAULTS.listen),
     shutdownGrace: raw.shutdownGrace ?? DEFAULTS.shutdownGrace,
+    drainDelay: raw.drainDelay ?? DEFAULTS.drainDelay,
+    workers: raw.workers === "auto" ? availableParallelism() : (raw.workers ?? DEFAULTS.workers),
     admin: {
       ...(apiKey ? { apiKey } : {}),
       ...(adminListen !== undefined ? { listen: parseListen(adminListen, "127.0.0.1") } : {}),

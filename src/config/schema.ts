@@ -6,6 +6,8 @@ import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./dura
 export const DEFAULTS = {
   listen: 8002,
   shutdownGrace: 10_000,
+  drainDelay: 0,
+  workers: 1,
   balance: "weighted-round-robin",
   healthCheck: {
     enabled: true,
@@ -190,6 +192,14 @@ export const configSchema = z
   .object({
     listen: listen.optional(),
     shutdownGrace: duration("shutdownGrace").optional(),
+    // Kubernetes removes a terminating pod from its Service's endpoints while SIGTERM is already on its way: keep
+    // serving this long (with /readyz at 503) so requests routed in that window still land (issue 12).
+    drainDelay: duration("drainDelay").optional(),
+    workers: z
+      .union([positiveInt("workers"), z.literal("auto")], {
+        error: 'workers must be a positive integer or "auto"',
+      })
+      .optional(),
     // Also accepted at the top, where nginx users put client_max_body_size: the default for every pool.
     maxBodySize: size.optional(),
     admin: z
@@ -220,6 +230,16 @@ export const configSchema = z
               message: `duplicate upstream id "${id}" (also upstreams.${first})`,
             });
           } else seen.set(id, i);
+        });
+      }
+      // The primary serves the admin endpoints; the workers share the main port and serve only routes.
+      const admin = isObject(cfg.admin) ? cfg.admin : {};
+      if ((cfg.workers === "auto" || (typeof cfg.workers === "number" && cfg.workers > 1)) && !admin.listen) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["workers"],
+          message:
+            "workers above 1 needs admin.listen (the primary process serves the admin endpoints there)",
         });
       }
       const routes: unknown[] = Array.isArray(cfg.routes) ? cfg.routes : [];

@@ -78,6 +78,10 @@ export interface ListenAddress {
 export interface GatewayConfig {
   listen: ListenAddress;
   shutdownGrace: number;
+  /** ms between SIGTERM (readiness already failing) and the drain. */
+  drainDelay: number;
+  /** Processes that serve traffic; 1 is the single process (no cluster). "auto" is resolved to the CPU count. */
+  workers: number;
   admin: { apiKey?: string; listen?: ListenAddress };
   pools: PoolConfig[];
   routes: RouteConfig[];

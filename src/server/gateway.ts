@@ -291,6 +291,13 @@ export class Gateway {
   }
 
   private async doStop(): Promise<void> {
+    // `stopping` is set: /readyz already answers 503. Load balancers (a Kubernetes Service) take a moment to notice,
+    // so traffic is still served for drainDelay before the listeners close (shutdownGrace counts from then).
+    const delay = this.rt.config.drainDelay;
+    if (delay > 0) {
+      this.log.info("drain_delay", { delayMs: delay, inflight: this.handler.inflight });
+      await new Promise((r) => setTimeout(r, delay));
+    }
     const grace = this.rt.config.shutdownGrace;
     this.log.info("shutdown_started", { inflight: this.handler.inflight, graceMs: grace });
     this.watcher?.close();
