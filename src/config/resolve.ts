@@ -1,6 +1,6 @@
 // Turns a validated RawConfig into the runtime GatewayConfig: applies DEFAULTS, merges defaults into each pool.
 import { DEFAULTS, defaultUpstreamId, type RawConfig } from "./schema.ts";
-import type { GatewayConfig, ListenAddress, PoolSettings, StatusRanges } from "./types.ts";
+import type { GatewayConfig, ListenAddress, PoolSettings, RunConfig, StatusRanges } from "./types.ts";
 
 export function parseListen(value: number | string, defaultHost = "0.0.0.0"): ListenAddress {
   if (typeof value === "number") return { host: defaultHost, port: value };
@@ -81,17 +81,7 @@ export function resolveConfig(
           url: u.url,
           weight: u.weight ?? DEFAULTS.upstream.weight,
           backup: u.backup ?? DEFAULTS.upstream.backup,
-          ...(u.run
-            ? {
-                run: {
-                  command: u.run.command,
-                  cwd: u.run.cwd ?? DEFAULTS.run.cwd,
-                  env: u.run.env ?? {},
-                  restart: u.run.restart ?? DEFAULTS.run.restart,
-                  stopGrace: u.run.stopGrace ?? DEFAULTS.run.stopGrace,
-                },
-              }
-            : {}),
+          ...(u.run ? { run: resolveRun(u.run) } : {}),
         })),
       };
     }),
@@ -102,6 +92,21 @@ export function resolveConfig(
       stripPrefix: r.stripPrefix ?? false,
       ...(r.host ? { host: r.host.toLowerCase() } : {}),
     })),
+    ...(raw.processes
+      ? { processes: Object.entries(raw.processes).map(([name, run]) => ({ name, run: resolveRun(run) })) }
+      : {}),
     source,
+  };
+}
+
+type RawRun = NonNullable<RawConfig["processes"]>[string];
+
+function resolveRun(run: RawRun): RunConfig {
+  return {
+    command: run.command,
+    cwd: run.cwd ?? DEFAULTS.run.cwd,
+    env: run.env ?? {},
+    restart: run.restart ?? DEFAULTS.run.restart,
+    stopGrace: run.stopGrace ?? DEFAULTS.run.stopGrace,
   };
 }

@@ -199,6 +199,11 @@ export const configSchema = z
     defaults: z.object(poolSettings).strict().partial().optional(),
     pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "pool names use letters, digits, _ . -"), pool),
     routes: z.array(route).min(1, "at least one route is required"),
+    // Processes the gateway runs beside its upstreams, tied to no upstream url (a service that registers itself
+    // through `gateway ports run`, for instance); the same keys as an upstream's `run`.
+    processes: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "process names use letters, digits, _ . -"), run)
+      .optional(),
   })
   .strict()
   .superRefine(
