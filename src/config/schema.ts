@@ -411,6 +411,11 @@ export const configSchema = z
     policies: z
       .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "policy names use letters, digits, _ . -"), policy)
       .optional(),
+    // Processes the gateway runs beside its upstreams, tied to no upstream url (a service that registers itself
+    // through `gateway ports run`, for instance); the same keys as an upstream's `run`.
+    processes: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "process names use letters, digits, _ . -"), run)
+      .optional(),
   })
   .strict()
   .superRefine(

@@ -44,6 +44,12 @@ export interface RunConfig {
   stopGrace: number;
 }
 
+/** A top-level `processes:` entry: a managed process that belongs to no upstream. */
+export interface ProcessConfig {
+  name: string;
+  run: RunConfig;
+}
+
 export interface UpstreamConfig {
   id: string;
   url: string;
@@ -162,6 +168,8 @@ export interface GatewayConfig {
   policies: Map<string, PolicyConfig>;
   /** Addresses and CIDR blocks whose X-Forwarded-For is believed. */
   trustedProxies: string[];
+  /** `processes:`, in file order (absent when the file has none). */
+  processes?: ProcessConfig[];
   /** Where it came from: absolute path, sha256 of the file, load time. */
   source: { path: string; hash: string; loadedAt: Date };
 }

@@ -64,7 +64,11 @@ export class Gateway {
     this.log = options.log ?? createLogger();
     this.metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     this.metrics.setStateSource(() => metricsSnapshot(this.rt));
-    this.supervisor = new Supervisor({ log: this.log, metrics: this.metrics });
+    this.supervisor = new Supervisor({
+      log: this.log,
+      metrics: this.metrics,
+      gatewayUrl: () => this.adminUrl,
+    });
     const deps = { runtime: () => this.rt, forwarder: this.forwarder, metrics: this.metrics, log: this.log };
     this.handler = new ProxyHandler(deps);
     this.upgrades = new UpgradeHandler(deps);
