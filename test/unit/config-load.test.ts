@@ -10,7 +10,9 @@ import {
   ConfigError,
   formatIssue,
   loadConfigFile,
+  loadConfigFileWithWarnings,
   loadConfigText,
+  loadConfigTextWithWarnings,
   summarize,
 } from "../../src/config/load.ts";
 import type { GatewayConfig, PoolConfig } from "../../src/config/types.ts";
@@ -159,7 +161,7 @@ void test("timeouts, intervals and the reset timeout must be more than 0", () =>
     () => load(minimal("    healthCheck: { interval: 0 }", "    timeouts: { response: 0ms }")),
     (e: ConfigError) => {
       assert.deepEqual(e.issues.map(formatIssue), [
-        "gw.yaml:3:30: pools.a.healthCheck.interval: interval must be more than 0",
+        "gw.yaml:3:30: pools.a.healthCheck.interval: interval must be at least 100ms (a bare number means milliseconds; write 5s for seconds)",
         "gw.yaml:4:27: pools.a.timeouts.response: response must be more than 0",
       ]);
       return true;
@@ -568,4 +570,53 @@ void test("the core schema's tags and the non-specific ! are honoured", () => {
   assert.equal(c.shutdownGrace, 5_000);
   assert.equal(pool(c, "a").retries, 3);
   assert.equal(pool(c, "a").breaker.errorThresholdPercentage, 25.5);
+});
+
+void test("a health interval under 100ms and a health timeout under 10ms are errors, however written", () => {
+  const floor = "(a bare number means milliseconds; write 5s for seconds)";
+  assert.deepEqual(errors(minimal("    healthCheck: { interval: 5, timeout: 5 }")), [
+    `gw.yaml:3:30: pools.a.healthCheck.interval: interval must be at least 100ms ${floor}`,
+    `gw.yaml:3:42: pools.a.healthCheck.timeout: timeout must be at least 10ms ${floor}`,
+  ]);
+  assert.deepEqual(errors(minimal("    healthCheck: { interval: 99ms, timeout: 9ms }")), [
+    `gw.yaml:3:30: pools.a.healthCheck.interval: interval must be at least 100ms ${floor}`,
+    `gw.yaml:3:45: pools.a.healthCheck.timeout: timeout must be at least 10ms ${floor}`,
+  ]);
+  const c = load(minimal("    healthCheck: { interval: 100ms, timeout: 10 }"));
+  assert.equal(pool(c, "a").healthCheck.interval, 100);
+  assert.equal(pool(c, "a").healthCheck.timeout, 10);
+});
+
+void test("a bare integer below 1000 in a duration field is a warning with its position; 0 and units are not", () => {
+  const text = yaml(
+    "shutdownGrace: 500",
+    "defaults:",
+    "  healthCheck: { interval: 900, timeout: 2s }",
+    "  breaker: { resetTimeout: 1000, rollingWindow: 100ms }",
+    "  failbackDelay: 0",
+    "pools:",
+    "  a:",
+    "    timeouts: { connect: 200ms, response: 30 }",
+    "    retries: 5",
+    "    upstreams:",
+    "      - url: http://127.0.0.1:8000",
+    "        run: { command: x, stopGrace: 3 }",
+    "routes:",
+    "  - { prefix: /, pool: a }",
+  );
+  const { config, warnings } = loadConfigTextWithWarnings(text, "gw.yaml", {});
+  assert.equal(config.shutdownGrace, 500, "still milliseconds");
+  const hint = (n: number) =>
+    `warning: a bare ${n} means ${n} milliseconds; did you mean ${n}s? (write ${n}ms to keep it)`;
+  assert.deepEqual(warnings.map(formatIssue), [
+    `gw.yaml:1:16: shutdownGrace: ${hint(500)}`,
+    `gw.yaml:3:28: defaults.healthCheck.interval: ${hint(900)}`,
+    `gw.yaml:8:43: pools.a.timeouts.response: ${hint(30)}`,
+    `gw.yaml:12:39: pools.a.upstreams.0.run.stopGrace: ${hint(3)}`,
+  ]);
+  assert.deepEqual(loadConfigTextWithWarnings(minimal(), "gw.yaml", {}).warnings, []);
+});
+
+void test("the bundled gateway.yaml has no warnings", async () => {
+  assert.deepEqual((await loadConfigFileWithWarnings(BUNDLED, {})).warnings, []);
 });
