@@ -14,6 +14,7 @@ import {
   type Document,
 } from "yaml";
 import type { z } from "zod";
+import { findIndentIssue } from "./indentation.ts";
 import { interpolate, keyName, type Env } from "./interpolate.ts";
 import { resolveConfig } from "./resolve.ts";
 import { BARE_DURATION, bareDurationCheck, configSchema } from "./schema.ts";
@@ -113,6 +114,20 @@ function load(text: string, file: string, env: Env, source: GatewayConfig["sourc
     // The parser's recovery after a real syntax error mostly reports its own confusion, so only the first of
     // those is kept; duplicate keys do not derail it and are all reported.
     const firstSyntax = doc.errors.findIndex((e) => e.code !== "DUPLICATE_KEY");
+    const first = issues[firstSyntax];
+    // An indentation mistake confuses the parser into a message about the line above and a garbled key path;
+    // the line-structure reader names the offending line and its parent instead.
+    if (first && INDENT_CODES.has(doc.errors[firstSyntax]!.code)) {
+      const found = findIndentIssue(text);
+      if (found && Math.abs(found.line - first.line) <= 1) {
+        Object.assign(first, {
+          line: found.line,
+          col: found.col,
+          path: found.path.join("."),
+          message: found.message,
+        });
+      }
+    }
     throw configError(issues.filter((_, n) => n === firstSyntax || doc.errors[n]?.code === "DUPLICATE_KEY"));
   }
   if (doc.contents === null)
@@ -148,7 +163,12 @@ function load(text: string, file: string, env: Env, source: GatewayConfig["sourc
 
   // An unresolved variable already explains whatever zod says about that value.
   const explained = (path: Path) => envIssues.some((e) => startsWith(path, e.path));
+  // One mistake, one error: `listen: 80o2` fails both the format and the port range, but only the first is news.
+  const reported = new Set<string>();
   for (const zi of parsed.error?.issues ?? []) {
+    const key = zi.path.map(String).join(".");
+    if (zi.code !== "unrecognized_keys" && reported.has(key)) continue;
+    reported.add(key);
     if (zi.code === "unrecognized_keys") {
       for (const key of zi.keys) {
         const path = [...zi.path, key];
@@ -190,6 +210,13 @@ function valueAt(data: unknown, path: Path): unknown {
     data,
   );
 }
+
+const INDENT_CODES = new Set([
+  "BAD_INDENT",
+  "BLOCK_AS_IMPLICIT_KEY",
+  "MULTILINE_IMPLICIT_KEY",
+  "MISSING_CHAR",
+]);
 
 /** Marks messages zod would write generically, so they can be phrased with the key's name instead. */
 const DEFAULT_MESSAGE = "\u0000default";
