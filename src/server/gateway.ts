@@ -29,9 +29,34 @@ export interface GatewayOptions {
 
 export type ReloadTrigger = "api" | "signal" | "watch";
 
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: "address already in use",
+  EACCES: "permission denied",
+  EADDRNOTAVAIL: "address not available on this machine",
+};
+
+/** A listener that could not be opened: the CLI prints its message as one line, without a stack. */
+export class ListenError extends Error {
+  override name = "ListenError";
+  constructor(
+    readonly address: string,
+    readonly code: string | undefined,
+    detail: string,
+  ) {
+    super(`cannot listen on ${address}: ${detail}`);
+  }
+}
+
 async function listen(server: http.Server, addr: ListenAddress): Promise<void> {
   server.listen(addr.port, addr.host);
-  await once(server, "listening");
+  try {
+    await once(server, "listening");
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const host = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+    const detail = (e.code && LISTEN_ERRORS[e.code]) ?? e.message;
+    throw new ListenError(`${host}:${addr.port}`, e.code, detail);
+  }
 }
 
 function portOf(server: http.Server): number {
@@ -103,7 +128,10 @@ export class Gateway {
     if (config.admin.listen) {
       const app = gw.adminApp;
       gw.adminServer = http.createServer((req, res) => void app(req, res));
-      await listen(gw.adminServer, config.admin.listen);
+      await listen(gw.adminServer, config.admin.listen).catch((err: unknown) => {
+        gw.server.close();
+        throw err;
+      });
     }
     // Only once listening worked: a gateway that failed to start must not leave processes behind.
     await gw.supervisor.sync(config);
@@ -115,6 +143,7 @@ export class Gateway {
         log: gw.log,
       });
     }
+    gw.log.info(gw.bootLine(), {});
     gw.log.info("gateway_started", {
       listen: `${config.listen.host}:${portOf(gw.server)}`,
       config: config.source.path,
@@ -132,6 +161,25 @@ export class Gateway {
         gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
       });
     return gw;
+  }
+
+  /** The line a person starting the gateway reads first: where to send traffic, the dashboard and the metrics. */
+  private bootLine(): string {
+    const at = (server: http.Server, addr: ListenAddress) => {
+      // A wildcard address is not a place to browse to; loopback on the same port is.
+      const wild = addr.host === "0.0.0.0" || addr.host === "::";
+      const host = wild ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+      return {
+        shown: `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${portOf(server)}`,
+        host,
+        port: portOf(server),
+      };
+    };
+    const main = at(this.server, this.config.listen);
+    const admin =
+      this.adminServer && this.config.admin.listen ? at(this.adminServer, this.config.admin.listen) : main;
+    const base = `http://${admin.host}:${admin.port}`;
+    return `listening on http://${main.shown} · admin and dashboard at ${base}/admin/ · metrics at ${base}/metrics`;
   }
 
   /** Resolves once the boot wait and the first health round are over (or were cut short by a stop). */
