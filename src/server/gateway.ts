@@ -14,7 +14,13 @@ import { UpgradeHandler } from "../proxy/upgrade.ts";
 import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
 import { diffConfigs } from "./diff.ts";
-import { metricsSnapshot, statusReport, type ReloadResult, type StatusReport } from "./status.ts";
+import {
+  metricsSnapshot,
+  statusReport,
+  type ConfigErrorReport,
+  type ReloadResult,
+  type StatusReport,
+} from "./status.ts";
 import { ConfigWatcher } from "./watch.ts";
 
 export interface GatewayOptions {
@@ -83,6 +89,8 @@ export class Gateway {
   /** The processes of upstreams with `run:`. */
   readonly supervisor: Supervisor;
   private watcher: ConfigWatcher | undefined;
+  /** The last rejected reload, shown by /admin/status until a good reload (or the file back in sync) clears it. */
+  private lastConfigError: ConfigErrorReport | null = null;
 
   private constructor(private readonly options: GatewayOptions) {
     this.log = options.log ?? createLogger();
@@ -140,6 +148,7 @@ export class Gateway {
         path: options.configPath,
         runningHash: () => gw.rt.config.source.hash,
         onChange: () => void gw.reload("watch"),
+        onInSync: () => (gw.lastConfigError = null),
         log: gw.log,
       });
     }
@@ -250,7 +259,10 @@ export class Gateway {
   }
 
   status(): StatusReport {
-    return statusReport(this.rt, this.readiness().ready, (key) => this.supervisor.status(key));
+    return {
+      ...statusReport(this.rt, this.readiness().ready, (key) => this.supervisor.status(key)),
+      lastConfigError: this.lastConfigError,
+    };
   }
 
   /** Runs one health round of every upstream now (the hook tests use instead of waiting for the interval). */
@@ -286,6 +298,12 @@ export class Gateway {
     } catch (err) {
       const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)];
       this.log.error("config_error", { trigger, file: this.options.configPath, errors });
+      this.lastConfigError = {
+        time: new Date().toISOString(),
+        trigger,
+        file: this.options.configPath,
+        errors,
+      };
       this.metrics.configReloads.inc({ result: "failure" });
       return { ok: false, errors };
     }
@@ -298,6 +316,7 @@ export class Gateway {
     void next.start();
     // Not awaited: stopping a replaced process may take its stopGrace, and the reload is done without it.
     if (!this.stopping) void this.supervisor.sync(config);
+    this.lastConfigError = null;
     this.metrics.configReloads.inc({ result: "success" });
     this.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     this.log.info("config_reload", { trigger, file: config.source.path, hash: config.source.hash, changes });
