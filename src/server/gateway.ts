@@ -15,7 +15,13 @@ import { UpgradeHandler } from "../proxy/upgrade.ts";
 import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
 import { diffConfigs } from "./diff.ts";
-import { metricsSnapshot, statusReport, type ReloadResult, type StatusReport } from "./status.ts";
+import {
+  metricsSnapshot,
+  statusReport,
+  type ConfigErrorReport,
+  type ReloadResult,
+  type StatusReport,
+} from "./status.ts";
 import { ConfigWatcher } from "./watch.ts";
 
 export interface GatewayOptions {
@@ -30,9 +36,34 @@ export interface GatewayOptions {
 
 export type ReloadTrigger = "api" | "signal" | "watch";
 
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: "address already in use",
+  EACCES: "permission denied",
+  EADDRNOTAVAIL: "address not available on this machine",
+};
+
+/** A listener that could not be opened: the CLI prints its message as one line, without a stack. */
+export class ListenError extends Error {
+  override name = "ListenError";
+  constructor(
+    readonly address: string,
+    readonly code: string | undefined,
+    detail: string,
+  ) {
+    super(`cannot listen on ${address}: ${detail}`);
+  }
+}
+
 async function listen(server: http.Server, addr: ListenAddress): Promise<void> {
   server.listen(addr.port, addr.host);
-  await once(server, "listening");
+  try {
+    await once(server, "listening");
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const host = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+    const detail = (e.code && LISTEN_ERRORS[e.code]) ?? e.message;
+    throw new ListenError(`${host}:${addr.port}`, e.code, detail);
+  }
 }
 
 function portOf(server: http.Server): number {
@@ -59,6 +90,8 @@ export class Gateway {
   /** The processes of upstreams with `run:`. */
   readonly supervisor: Supervisor;
   private watcher: ConfigWatcher | undefined;
+  /** The last rejected reload, shown by /admin/status until a good reload (or the file back in sync) clears it. */
+  private lastConfigError: ConfigErrorReport | null = null;
 
   private constructor(private readonly options: GatewayOptions) {
     this.log = options.log ?? createLogger();
@@ -112,7 +145,10 @@ export class Gateway {
     if (config.admin.listen) {
       const app = gw.adminApp;
       gw.adminServer = http.createServer((req, res) => void app(req, res));
-      await listen(gw.adminServer, config.admin.listen);
+      await listen(gw.adminServer, config.admin.listen).catch((err: unknown) => {
+        gw.server.close();
+        throw err;
+      });
     }
     // Only once listening worked: a gateway that failed to start must not leave processes behind.
     await gw.supervisor.sync(config);
@@ -121,9 +157,11 @@ export class Gateway {
         path: options.configPath,
         runningHash: () => gw.rt.config.source.hash,
         onChange: () => void gw.reload("watch"),
+        onInSync: () => (gw.lastConfigError = null),
         log: gw.log,
       });
     }
+    gw.log.info(gw.bootLine(), {});
     gw.log.info("gateway_started", {
       listen: `${config.listen.host}:${portOf(gw.server)}`,
       config: config.source.path,
@@ -141,6 +179,25 @@ export class Gateway {
         gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
       });
     return gw;
+  }
+
+  /** The line a person starting the gateway reads first: where to send traffic, the dashboard and the metrics. */
+  private bootLine(): string {
+    const at = (server: http.Server, addr: ListenAddress) => {
+      // A wildcard address is not a place to browse to; loopback on the same port is.
+      const wild = addr.host === "0.0.0.0" || addr.host === "::";
+      const host = wild ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+      return {
+        shown: `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${portOf(server)}`,
+        host,
+        port: portOf(server),
+      };
+    };
+    const main = at(this.server, this.config.listen);
+    const admin =
+      this.adminServer && this.config.admin.listen ? at(this.adminServer, this.config.admin.listen) : main;
+    const base = `http://${admin.host}:${admin.port}`;
+    return `listening on http://${main.shown} · admin and dashboard at ${base}/admin/ · metrics at ${base}/metrics`;
   }
 
   /** Resolves once the boot wait and the first health round are over (or were cut short by a stop). */
@@ -212,7 +269,10 @@ export class Gateway {
   }
 
   status(): StatusReport {
-    return statusReport(this.rt, this.readiness().ready, (key) => this.supervisor.status(key));
+    return {
+      ...statusReport(this.rt, this.readiness().ready, (key) => this.supervisor.status(key)),
+      lastConfigError: this.lastConfigError,
+    };
   }
 
   /** Runs one health round of every upstream now (the hook tests use instead of waiting for the interval). */
@@ -248,6 +308,12 @@ export class Gateway {
     } catch (err) {
       const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)];
       this.log.error("config_error", { trigger, file: this.options.configPath, errors });
+      this.lastConfigError = {
+        time: new Date().toISOString(),
+        trigger,
+        file: this.options.configPath,
+        errors,
+      };
       this.metrics.configReloads.inc({ result: "failure" });
       return { ok: false, errors };
     }
@@ -266,6 +332,7 @@ export class Gateway {
     void next.start();
     // Not awaited: stopping a replaced process may take its stopGrace, and the reload is done without it.
     if (!this.stopping) void this.supervisor.sync(config);
+    this.lastConfigError = null;
     this.metrics.configReloads.inc({ result: "success" });
     this.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     this.log.info("config_reload", { trigger, file: config.source.path, hash: config.source.hash, changes });
