@@ -1,6 +1,7 @@
 // Turns a validated RawConfig into the runtime GatewayConfig: applies DEFAULTS, merges defaults into each pool.
+import { dirname, resolve as resolvePath } from "node:path";
 import { DEFAULTS, defaultUpstreamId, type RawConfig } from "./schema.ts";
-import type { GatewayConfig, ListenAddress, PoolSettings, StatusRanges } from "./types.ts";
+import type { GatewayConfig, ListenAddress, PoolSettings, RegistryConfig, StatusRanges } from "./types.ts";
 
 export function parseListen(value: number | string, defaultHost = "0.0.0.0"): ListenAddress {
   if (typeof value === "number") return { host: defaultHost, port: value };
@@ -66,16 +67,22 @@ export function resolveConfig(
   const adminListen = raw.admin?.listen;
   return {
     listen: parseListen(raw.listen ?? DEFAULTS.listen),
+    redis: {
+      url: raw.redis?.url ?? DEFAULTS.redis.url,
+      keyPrefix: raw.redis?.keyPrefix ?? DEFAULTS.redis.keyPrefix,
+    },
+    ...(raw.registry ? { registry: resolveRegistry(raw.registry, source.path, env) } : {}),
     shutdownGrace: raw.shutdownGrace ?? DEFAULTS.shutdownGrace,
     admin: {
       ...(apiKey ? { apiKey } : {}),
       ...(adminListen !== undefined ? { listen: parseListen(adminListen, "127.0.0.1") } : {}),
     },
     pools: Object.entries(raw.pools).map(([name, p]) => {
-      const { upstreams, ...settings } = p;
+      const { upstreams = [], discover, ...settings } = p;
       return {
         name,
         ...mergeSettings(defaults, settings),
+        ...(discover ? { discover } : {}),
         upstreams: upstreams.map((u) => ({
           id: u.id ?? defaultUpstreamId(u.url),
           url: u.url,
@@ -103,5 +110,37 @@ export function resolveConfig(
       ...(r.host ? { host: r.host.toLowerCase() } : {}),
     })),
     source,
+  };
+}
+
+function parsePortRange(text: string): { first: number; last: number } {
+  const [first, last] = text.split("-").map((x) => Number(x.trim()));
+  return { first: first!, last: last! };
+}
+
+function resolveRegistry(
+  raw: NonNullable<RawConfig["registry"]>,
+  configPath: string,
+  env: Readonly<Record<string, string | undefined>>,
+): RegistryConfig {
+  // As admin.apiKey: GATEWAY_REGISTRY_KEY applies when the file does not set the key; an explicit empty value
+  // means none.
+  const apiKey = raw.apiKey ?? env.GATEWAY_REGISTRY_KEY;
+  return {
+    store: raw.store ?? DEFAULTS.registry.store,
+    file: resolvePath(dirname(configPath), raw.file ?? DEFAULTS.registry.file),
+    ttl: raw.ttl ?? DEFAULTS.registry.ttl,
+    deregisterAfter: raw.deregisterAfter ?? DEFAULTS.registry.deregisterAfter,
+    ...(apiKey ? { apiKey } : {}),
+    policies: raw.policies ?? [],
+    reserved: raw.reserved ?? [],
+    types: Object.fromEntries(
+      Object.entries(raw.types ?? {}).map(([name, t]) => [
+        name,
+        typeof t === "string"
+          ? { range: parsePortRange(t) }
+          : { range: parsePortRange(t.range), ...(t.fallback ? { fallback: t.fallback } : {}) },
+      ]),
+    ),
   };
 }

@@ -75,8 +75,33 @@ export interface ListenAddress {
   port: number;
 }
 
+export interface RedisConfig {
+  url: string;
+  keyPrefix: string;
+}
+
+export interface RegistryTypeConfig {
+  range: { first: number; last: number };
+  fallback?: string;
+}
+
+export interface RegistryConfig {
+  store: "memory" | "file" | "redis";
+  /** Absolute (resolved against the config file's folder). */
+  file: string;
+  ttl: number;
+  deregisterAfter: number;
+  apiKey?: string;
+  policies: string[];
+  reserved: number[];
+  types: Record<string, RegistryTypeConfig>;
+}
+
 export interface GatewayConfig {
   listen: ListenAddress;
+  redis: RedisConfig;
+  /** Absent: no registry API. */
+  registry?: RegistryConfig;
   shutdownGrace: number;
   admin: { apiKey?: string; listen?: ListenAddress };
   pools: PoolConfig[];
