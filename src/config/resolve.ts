@@ -72,6 +72,7 @@ export function resolveConfig(
       keyPrefix: raw.redis?.keyPrefix ?? DEFAULTS.redis.keyPrefix,
     },
     ...(raw.registry ? { registry: resolveRegistry(raw.registry, source.path, env) } : {}),
+    defaults,
     shutdownGrace: raw.shutdownGrace ?? DEFAULTS.shutdownGrace,
     admin: {
       ...(apiKey ? { apiKey } : {}),

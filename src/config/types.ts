@@ -102,6 +102,8 @@ export interface GatewayConfig {
   redis: RedisConfig;
   /** Absent: no registry API. */
   registry?: RegistryConfig;
+  /** `defaults` merged over the built-in ones: what a pool without overrides gets (and registry health checks). */
+  defaults: PoolSettings;
   shutdownGrace: number;
   admin: { apiKey?: string; listen?: ListenAddress };
   pools: PoolConfig[];

@@ -28,11 +28,17 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     super();
   }
 
-  async start(): Promise<void> {}
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
 
-  async close(): Promise<void> {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 
-  async syncNow(): Promise<void> {}
+  syncNow(): Promise<void> {
+    return Promise.resolve();
+  }
 
   snapshot(): ReadonlyMap<string, AllocationRecord> {
     return this.records;
@@ -50,11 +56,15 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
   private hostPorts(host: string): Map<number, string> {
     const key = hostKey(host);
     let m = this.ports.get(key);
-    if (!m) this.ports.set(key, (m = new Map()));
+    if (!m) this.ports.set(key, (m = new Map<number, string>()));
     return m;
   }
 
-  async allocate(input: AllocateInput): Promise<AllocateResult> {
+  allocate(input: AllocateInput): Promise<AllocateResult> {
+    return Promise.resolve(this.allocateNow(input));
+  }
+
+  protected allocateNow(input: AllocateInput): AllocateResult {
     const held = this.hostPorts(input.record.host);
     const exclude = new Set(input.exclude);
     const choice = choosePort(input.request, input.types, (p) => held.has(p) || exclude.has(p));
@@ -75,7 +85,11 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     return { ok: true, record };
   }
 
-  async heartbeat(id: string, ttl: number): Promise<AllocationRecord | undefined> {
+  heartbeat(id: string, ttl: number): Promise<AllocationRecord | undefined> {
+    return Promise.resolve(this.heartbeatNow(id, ttl));
+  }
+
+  protected heartbeatNow(id: string, ttl: number): AllocationRecord | undefined {
     const r = this.records.get(id);
     if (!r) return undefined;
     const next: AllocationRecord = { ...r, ...renew(this.now(), ttl), status: "active" };
@@ -84,7 +98,11 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     return next;
   }
 
-  async release(id: string): Promise<AllocationRecord | undefined> {
+  release(id: string): Promise<AllocationRecord | undefined> {
+    return Promise.resolve(this.releaseNow(id));
+  }
+
+  protected releaseNow(id: string): AllocationRecord | undefined {
     const r = this.records.get(id);
     if (!r) return undefined;
     this.drop(r);
@@ -92,7 +110,11 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     return r;
   }
 
-  async reap(deregisterAfter: number): Promise<ReapResult> {
+  reap(deregisterAfter: number): Promise<ReapResult> {
+    return Promise.resolve(this.reapNow(deregisterAfter));
+  }
+
+  protected reapNow(deregisterAfter: number): ReapResult {
     const now = this.now();
     const out: ReapResult = { expired: [], removed: [] };
     for (const r of [...this.records.values()]) {
@@ -110,7 +132,11 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     return out;
   }
 
-  async cleanup(): Promise<AllocationRecord[]> {
+  cleanup(): Promise<AllocationRecord[]> {
+    return Promise.resolve(this.cleanupNow());
+  }
+
+  protected cleanupNow(): AllocationRecord[] {
     const now = this.now();
     const removed = [...this.records.values()].filter(
       (r) => r.status === "expired" || statusAt(r, now) === "expired",

@@ -72,6 +72,8 @@ export interface RegistryStore extends EventEmitter<StoreEvents> {
   reap(deregisterAfter: number): Promise<ReapResult>;
   /** Removes every expired allocation now. */
   cleanup(): Promise<AllocationRecord[]>;
+  /** The configured ranges (redis keeps a bitmap per range and host). */
+  setTypes?(types: TypeTable): void;
   /** Re-reads the whole store now (redis); a no-op for in-process stores. */
   syncNow(): Promise<void>;
 }
