@@ -13,7 +13,9 @@ import { ProxyHandler } from "../proxy/handler.ts";
 import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
 import { UpgradeHandler } from "../proxy/upgrade.ts";
 import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
+import { Registry, type MembershipSink } from "../registry/registry.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
+import { createRegistryApi, isRegistryPath } from "./registry-api.ts";
 import { diffConfigs } from "./diff.ts";
 import { metricsSnapshot, statusReport, type ReloadResult, type StatusReport } from "./status.ts";
 import { ConfigWatcher } from "./watch.ts";
@@ -59,6 +61,9 @@ export class Gateway {
   /** The processes of upstreams with `run:`. */
   readonly supervisor: Supervisor;
   private watcher: ConfigWatcher | undefined;
+  /** The service registry, when gateway.yaml has a `registry` section. */
+  registry: Registry | undefined;
+  private readonly registryApi: ReturnType<typeof createRegistryApi>;
 
   private constructor(private readonly options: GatewayOptions) {
     this.log = options.log ?? createLogger();
@@ -80,9 +85,16 @@ export class Gateway {
       reload: (trigger) => this.reload(trigger),
       setDrained: (pool, id, drained) => this.setDrained(pool, id, drained),
     });
+    this.registryApi = createRegistryApi({
+      registry: () => this.registry,
+      registryKey: () => this.rt.config.registry?.apiKey,
+      adminKey: () => this.rt.config.admin.apiKey,
+    });
     // No whole-request deadline (Node's default is 5 min): a large upload may take longer. Slow headers are still
     // cut by headersTimeout, and upstream deadlines are the pool's.
     this.server = http.createServer({ requestTimeout: 0 }, (req, res) => {
+      if (!this.adminServer && this.registry && isRegistryPath(req.url ?? ""))
+        return this.registryApi(req, res);
       if (!this.adminServer && isGatewayPath(req.url ?? "")) return void admin(req, res);
       if (isServerOptions(req)) return answerServerOptions(deps, req, res);
       this.handler.handle(req, res);
@@ -111,9 +123,15 @@ export class Gateway {
     await listen(gw.server, config.listen);
     if (config.admin.listen) {
       const app = gw.adminApp;
-      gw.adminServer = http.createServer((req, res) => void app(req, res));
+      gw.adminServer = http.createServer((req, res) => {
+        if (gw.registry && isRegistryPath(req.url ?? "")) return gw.registryApi(req, res);
+        void app(req, res);
+      });
       await listen(gw.adminServer, config.admin.listen);
     }
+    // After listening (the allocator needs the actual ports) and before the first health round, so members that
+    // the store already holds are checked in that round.
+    if (config.registry) await gw.startRegistry(config);
     // Only once listening worked: a gateway that failed to start must not leave processes behind.
     await gw.supervisor.sync(config);
     if (options.watch) {
@@ -146,6 +164,32 @@ export class Gateway {
   /** Resolves once the boot wait and the first health round are over (or were cut short by a stop). */
   whenBooted(): Promise<void> {
     return this.booting;
+  }
+
+  private membership(): MembershipSink {
+    return {
+      syncDiscovered: (pool, members) => this.rt.syncDiscovered(pool, members),
+      memberHealth: (pool, id) =>
+        this.rt.pools.get(pool)?.entries.find((e) => e.discovered && e.upstream.id === id)?.upstream.health,
+    };
+  }
+
+  private async startRegistry(config: GatewayConfig): Promise<void> {
+    const sink = this.membership();
+    const registry = new Registry(config, {
+      log: this.log,
+      metrics: this.metrics,
+      sink: () => sink,
+      listeners: () =>
+        [
+          { host: config.listen.host, server: this.server },
+          ...(this.adminServer && config.admin.listen
+            ? [{ host: config.admin.listen.host, server: this.adminServer }]
+            : []),
+        ].map((l) => ({ host: l.host, port: portOf(l.server) })),
+    });
+    this.registry = registry;
+    await registry.start();
   }
 
   get config(): GatewayConfig {
@@ -217,7 +261,7 @@ export class Gateway {
 
   /** Runs one health round of every upstream now (the hook tests use instead of waiting for the interval). */
   async runHealthRound(): Promise<void> {
-    await this.rt.runHealthRound();
+    await Promise.all([this.rt.runHealthRound(), this.registry?.runHealthRound()]);
     this.firstRoundDone = true;
   }
 
@@ -256,6 +300,8 @@ export class Gateway {
     const next = new Runtime(config, this.observer(), old);
     const removed = old.retire();
     this.rt = next;
+    const warnings = await this.reconfigureRegistry(config);
+    changes.warnings.push(...warnings);
     for (const e of removed) {
       const { metrics } = this;
       this.releaseWhenIdle(
@@ -270,6 +316,22 @@ export class Gateway {
     this.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     this.log.info("config_reload", { trigger, file: config.source.path, hash: config.source.hash, changes });
     return { ok: true, hash: config.source.hash, changes };
+  }
+
+  private async reconfigureRegistry(config: GatewayConfig): Promise<string[]> {
+    if (this.registry && config.registry) return this.registry.configure(config);
+    if (!this.registry && config.registry) {
+      await this.startRegistry(config);
+      return [];
+    }
+    if (this.registry && !config.registry) {
+      const old = this.registry;
+      this.registry = undefined;
+      this.metrics.setRegistrySource(undefined);
+      await old.close();
+      return ["the registry section was removed: its API is gone and its allocations are forgotten"];
+    }
+    return [];
   }
 
   // A removed upstream's pooled connections close once its last request has finished.
@@ -321,6 +383,7 @@ export class Gateway {
     this.adminServer?.closeAllConnections();
     for (const s of this.tunnels) s.destroy();
     await closed;
+    await this.registry?.close();
     this.rt.stop();
     this.forwarder.close();
     // Last: requests that were still finishing needed their upstreams.
