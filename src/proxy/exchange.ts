@@ -1,8 +1,10 @@
 // One exchange's accounting, shared by HTTP requests and WebSocket tunnels: what the access line and the request
 // metrics say about it, and the Retry-After of a pool with nothing available.
+import type { IncomingMessage } from "node:http";
 import type { Logger } from "../log/log.ts";
 import { methodLabel, type GatewayMetrics } from "../metrics/metrics.ts";
 import type { PoolRuntime } from "../runtime/runtime.ts";
+import { clientAddress, requestIdOf } from "./headers.ts";
 
 /** What the access line and the request metrics read of an exchange once it is over. */
 export interface ExchangeRecord {
@@ -16,6 +18,24 @@ export interface ExchangeRecord {
   pool: string;
   upstream: string;
   attempts: number;
+}
+
+/** A bare record for a request the gateway answers before any routing (CONNECT, `OPTIONS *`). */
+export function newExchange(req: IncomingMessage): ExchangeRecord {
+  const rawUrl = req.url ?? "";
+  const q = rawUrl.indexOf("?");
+  return {
+    requestId: requestIdOf(req),
+    method: req.method ?? "GET",
+    path: q < 0 ? rawUrl : rawUrl.slice(0, q),
+    client: clientAddress(req),
+    started: performance.now(),
+    subject: undefined,
+    route: "none",
+    pool: "",
+    upstream: "",
+    attempts: 0,
+  };
 }
 
 /** The access line and the request metrics of one exchange, once it is over. */

@@ -23,6 +23,7 @@ export interface PipelineDeps {
 /** What a failed attempt leads to: another attempt, or this answer. */
 export type FailureDecision = { retry: true } | { retry: false; code: GatewayErrorCode; message?: string };
 
+const CLIMBS_OUT = "Bad request path: it leaves the route's prefix once %2F or %5C is decoded.";
 const RETRY: FailureDecision = { retry: true };
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
@@ -90,6 +91,7 @@ export abstract class Exchange implements PolicyExchange, ExchangeRecord {
     if (!target.ok) return this.refuse("bad_request", `Bad request path: ${target.reason}.`);
     const match = rt.router.match(this.req.headers.host, target.path);
     if (!match) return this.refuse("no_route");
+    if (match.climbsOut) return this.refuse("bad_request", CLIMBS_OUT);
     const plan = rt.routes.get(match.route)!;
     this.plan = plan;
     this.route = match.route.id;
