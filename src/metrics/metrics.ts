@@ -81,11 +81,19 @@ export class GatewayMetrics {
     labelNames: ["pool", "upstream", "result"] as const,
     registers: [this.registry],
   });
-  readonly inflight = new Gauge({
-    name: "gateway_inflight_requests",
-    help: "Requests being proxied now.",
-    registers: [this.registry],
-  });
+  private inflightNow: () => number = () => 0;
+  readonly inflight = (() => {
+    const read = () => this.inflightNow();
+    return new Gauge({
+      name: "gateway_inflight_requests",
+      help: "Requests being proxied now.",
+      registers: [this.registry],
+      // Read at scrape time from the handler's own count: nothing to update per request.
+      collect() {
+        this.set(read());
+      },
+    });
+  })();
   readonly configReloads = new Counter({
     name: "gateway_config_reloads_total",
     help: "Config loads after the first, by result.",
@@ -219,6 +227,11 @@ export class GatewayMetrics {
         if (v.labels.pool === pool && v.labels.upstream === upstream) metric.remove(v.labels as never);
       }
     }
+  }
+
+  /** Gives gateway_inflight_requests its source (the HTTP handler's count of requests in flight). */
+  inflightSource(read: () => number): void {
+    this.inflightNow = read;
   }
 
   /** Gives the state gauges their source; the gateway sets it once its runtime exists. */
