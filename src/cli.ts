@@ -1,5 +1,6 @@
 // The `gateway` command line (commander): start (the default), check and status.
 import { Command } from "commander";
+import { registerPortsCommands } from "./cli/ports.ts";
 import { ConfigError, formatIssue, loadConfigFile, summarize } from "./config/load.ts";
 import { Gateway } from "./server/gateway.ts";
 import { formatStatusTable } from "./server/status-table.ts";
@@ -111,5 +112,7 @@ program
   .option("--json", "print the raw JSON")
   .option("--key <key>", "admin API key (default: $GATEWAY_ADMIN_KEY)", process.env.GATEWAY_ADMIN_KEY)
   .action(status);
+
+registerPortsCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 // Turns a validated RawConfig into the runtime GatewayConfig: applies DEFAULTS, merges defaults into each pool.
 import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { DEFAULTS, RATE_PATTERN, defaultUpstreamId, type RawConfig } from "./schema.ts";
 import type {
   GatewayConfig,
@@ -7,6 +8,7 @@ import type {
   PolicyConfig,
   PoolSettings,
   RateLimitKey,
+  RunConfig,
   StatusRanges,
 } from "./types.ts";
 
@@ -75,6 +77,8 @@ export function resolveConfig(
   return {
     listen: parseListen(raw.listen ?? DEFAULTS.listen),
     shutdownGrace: raw.shutdownGrace ?? DEFAULTS.shutdownGrace,
+    drainDelay: raw.drainDelay ?? DEFAULTS.drainDelay,
+    workers: raw.workers === "auto" ? availableParallelism() : (raw.workers ?? DEFAULTS.workers),
     admin: {
       ...(apiKey ? { apiKey } : {}),
       ...(adminListen !== undefined ? { listen: parseListen(adminListen, "127.0.0.1") } : {}),
@@ -99,17 +103,7 @@ export function resolveConfig(
           url: u.url,
           weight: u.weight ?? DEFAULTS.upstream.weight,
           backup: u.backup ?? DEFAULTS.upstream.backup,
-          ...(u.run
-            ? {
-                run: {
-                  command: u.run.command,
-                  cwd: u.run.cwd ?? DEFAULTS.run.cwd,
-                  env: u.run.env ?? {},
-                  restart: u.run.restart ?? DEFAULTS.run.restart,
-                  stopGrace: u.run.stopGrace ?? DEFAULTS.run.stopGrace,
-                },
-              }
-            : {}),
+          ...(u.run ? { run: resolveRun(u.run) } : {}),
         })),
       };
     }),
@@ -123,6 +117,9 @@ export function resolveConfig(
     })),
     policies: new Map(Object.entries(raw.policies ?? {}).map(([name, p]) => [name, resolvePolicy(name, p)])),
     trustedProxies: raw.trustedProxies ?? [...DEFAULTS.trustedProxies],
+    ...(raw.processes
+      ? { processes: Object.entries(raw.processes).map(([name, run]) => ({ name, run: resolveRun(run) })) }
+      : {}),
     source,
   };
 }
@@ -177,4 +174,16 @@ function resolvePolicy(name: string, p: RawPolicy): PolicyConfig {
     };
   }
   return out;
+}
+
+type RawRun = NonNullable<RawConfig["processes"]>[string];
+
+function resolveRun(run: RawRun): RunConfig {
+  return {
+    command: run.command,
+    cwd: run.cwd ?? DEFAULTS.run.cwd,
+    env: run.env ?? {},
+    restart: run.restart ?? DEFAULTS.run.restart,
+    stopGrace: run.stopGrace ?? DEFAULTS.run.stopGrace,
+  };
 }

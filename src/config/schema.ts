@@ -7,6 +7,8 @@ import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./dura
 export const DEFAULTS = {
   listen: 8002,
   shutdownGrace: 10_000,
+  drainDelay: 0,
+  workers: 1,
   balance: "weighted-round-robin",
   healthCheck: {
     enabled: true,
@@ -22,7 +24,7 @@ export const DEFAULTS = {
     volumeThreshold: 10,
     rollingWindow: 10_000,
     resetTimeout: 10_000,
-    failureStatuses: [502, 503, 504],
+    failureStatuses: [500, 502, 503, 504],
   },
   timeouts: { connect: 2_000, response: 30_000 },
   retries: 2,
@@ -388,6 +390,14 @@ export const configSchema = z
   .object({
     listen: listen.optional(),
     shutdownGrace: duration("shutdownGrace").optional(),
+    // Kubernetes removes a terminating pod from its Service's endpoints while SIGTERM is already on its way: keep
+    // serving this long (with /readyz at 503) so requests routed in that window still land (issue 12).
+    drainDelay: duration("drainDelay").optional(),
+    workers: z
+      .union([positiveInt("workers"), z.literal("auto")], {
+        error: 'workers must be a positive integer or "auto"',
+      })
+      .optional(),
     // Also accepted at the top, where nginx users put client_max_body_size: the default for every pool.
     maxBodySize: size.optional(),
     admin: z
@@ -400,6 +410,11 @@ export const configSchema = z
     trustedProxies: trustedProxies.optional(),
     policies: z
       .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "policy names use letters, digits, _ . -"), policy)
+      .optional(),
+    // Processes the gateway runs beside its upstreams, tied to no upstream url (a service that registers itself
+    // through `gateway ports run`, for instance); the same keys as an upstream's `run`.
+    processes: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "process names use letters, digits, _ . -"), run)
       .optional(),
   })
   .strict()
@@ -422,6 +437,16 @@ export const configSchema = z
               message: `duplicate upstream id "${id}" (also upstreams.${first})`,
             });
           } else seen.set(id, i);
+        });
+      }
+      // The primary serves the admin endpoints; the workers share the main port and serve only routes.
+      const admin = isObject(cfg.admin) ? cfg.admin : {};
+      if ((cfg.workers === "auto" || (typeof cfg.workers === "number" && cfg.workers > 1)) && !admin.listen) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["workers"],
+          message:
+            "workers above 1 needs admin.listen (the primary process serves the admin endpoints there)",
         });
       }
       const routes: unknown[] = Array.isArray(cfg.routes) ? cfg.routes : [];

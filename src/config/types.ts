@@ -44,6 +44,12 @@ export interface RunConfig {
   stopGrace: number;
 }
 
+/** A top-level `processes:` entry: a managed process that belongs to no upstream. */
+export interface ProcessConfig {
+  name: string;
+  run: RunConfig;
+}
+
 export interface UpstreamConfig {
   id: string;
   url: string;
@@ -51,6 +57,9 @@ export interface UpstreamConfig {
   backup: boolean;
   run?: RunConfig;
 }
+
+/** Which registry allocations join a pool: by service type or by service name. */
+export type DiscoverConfig = { type: string } | { name: string };
 
 export interface StickyConfig {
   cookie: string;
@@ -64,6 +73,7 @@ export interface StickyConfig {
 export interface PoolConfig extends PoolSettings {
   name: string;
   upstreams: UpstreamConfig[];
+  discover?: DiscoverConfig;
   sticky?: StickyConfig;
 }
 
@@ -147,6 +157,10 @@ export interface ListenAddress {
 export interface GatewayConfig {
   listen: ListenAddress;
   shutdownGrace: number;
+  /** ms between SIGTERM (readiness already failing) and the drain. */
+  drainDelay: number;
+  /** Processes that serve traffic; 1 is the single process (no cluster). "auto" is resolved to the CPU count. */
+  workers: number;
   admin: { apiKey?: string; listen?: ListenAddress };
   pools: PoolConfig[];
   routes: RouteConfig[];
@@ -154,6 +168,8 @@ export interface GatewayConfig {
   policies: Map<string, PolicyConfig>;
   /** Addresses and CIDR blocks whose X-Forwarded-For is believed. */
   trustedProxies: string[];
+  /** `processes:`, in file order (absent when the file has none). */
+  processes?: ProcessConfig[];
   /** Where it came from: absolute path, sha256 of the file, load time. */
   source: { path: string; hash: string; loadedAt: Date };
 }
