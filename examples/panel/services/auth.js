@@ -15,7 +15,10 @@ function issue(user) {
   const now = Math.floor(Date.now() / 1000);
   const payload = { sub: user, iss: "panel-auth", aud: "panel", iat: now, exp: now + 15 * 60 };
   const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(payload)}`;
-  return { token: `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`, expiresIn: 900 };
+  return {
+    token: `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`,
+    expiresIn: 900,
+  };
 }
 
 const server = http.createServer((req, res) => {
