@@ -2,10 +2,13 @@
 // request to one upstream and reports how it ended, exactly once.
 import http from "node:http";
 import https from "node:https";
+import net from "node:net";
 import type { Duplex } from "node:stream";
+import tls from "node:tls";
 import { createProxyServer } from "http-proxy-3";
 import { BodyTooLargeError, type BodyFeed } from "./body.ts";
 import { stripResponseHopByHop } from "./headers.ts";
+import type { HeaderBag } from "./phases.ts";
 
 export type FailureKind = "connect" | "connect_timeout" | "reset" | "response_timeout" | "body_too_large";
 
@@ -32,6 +35,8 @@ export interface AttemptOptions {
   body: BodyFeed;
   connectTimeout: number;
   responseTimeout: number;
+  /** The response phase: may change the response's headers before they are written to the client. */
+  onHead?: ((status: number, headers: HeaderBag) => void) | undefined;
 }
 
 interface Attempt {
@@ -207,6 +212,7 @@ export class Forwarder {
     }
     const status = proxyRes.statusCode ?? 502;
     stripResponseHopByHop(proxyRes.headers);
+    a.options.onHead?.(status, proxyRes.headers);
     if (proxyRes.statusMessage) res.writeHead(status, proxyRes.statusMessage, proxyRes.headers);
     else res.writeHead(status, proxyRes.headers);
     // An upstream that stalls mid-body (no byte for `responseTimeout`, like nginx's proxy_read_timeout) is cut;
@@ -226,15 +232,68 @@ export class Forwarder {
   }
 
   /**
-   * Tunnels a WebSocket upgrade. Resolves "upgraded" once the upstream switched protocols, the status when it
-   * replied with plain HTTP (relayed to the client), or the failure, after `onFailure` has written the error to
-   * the client socket (synchronously: the proxy library closes the socket right after).
+   * Tunnels a WebSocket upgrade. The upstream connection is opened first, by the gateway itself: until it is up
+   * nothing of the upgrade has left and the client socket is untouched, so a refused or timed-out connect comes
+   * back as a failure the pipeline may retry elsewhere. Once connected, http-proxy-3 runs the upgrade on that
+   * socket. Resolves "upgraded" once the upstream switched protocols, the status when it replied with plain HTTP
+   * (relayed to the client), or the failure; a failure after the connect has `onFailure` write the error to the
+   * client first (synchronously: the proxy library closes the socket right after).
    */
   ws(
     req: http.IncomingMessage,
     socket: Duplex,
     head: Buffer,
-    options: { target: URL; path: string; timeout: number; onFailure: (err: UpstreamError) => void },
+    options: WsOptions,
+  ): Promise<"upgraded" | number | UpstreamError> {
+    return new Promise((resolve) => {
+      const { target } = options;
+      const secure = target.protocol === "https:" || target.protocol === "wss:";
+      const host = target.hostname.startsWith("[") ? target.hostname.slice(1, -1) : target.hostname;
+      const port = Number(target.port) || (secure ? 443 : 80);
+      const upstream: net.Socket = secure
+        ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host })
+        : net.connect({ host, port });
+      let connected = false;
+      let done = false;
+      const finishConnect = (r: UpstreamError) => {
+        if (done) return;
+        done = true;
+        clearTimeout(connectTimer);
+        socket.off("close", onClientGone);
+        upstream.destroy();
+        resolve(r);
+      };
+      const onClientGone = () =>
+        finishConnect(new UpstreamError("connect", "ECLIENTGONE", "client left during the connect", false));
+      const connectTimer = setTimeout(() => {
+        const ms = options.connectTimeout;
+        finishConnect(
+          new UpstreamError("connect_timeout", "ECONNECTTIMEOUT", `connect timed out after ${ms}ms`, false),
+        );
+      }, options.connectTimeout);
+      socket.once("close", onClientGone);
+      upstream.once("error", (err: NodeJS.ErrnoException) => {
+        if (!connected)
+          finishConnect(new UpstreamError("connect", err.code ?? "ECONNRESET", err.message, false));
+      });
+      upstream.once(secure ? "secureConnect" : "connect", () => {
+        if (done) return;
+        connected = true;
+        done = true;
+        clearTimeout(connectTimer);
+        socket.off("close", onClientGone);
+        this.tunnel(req, socket, head, upstream, secure, options).then(resolve, resolve);
+      });
+    });
+  }
+
+  private tunnel(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    connection: net.Socket,
+    secure: boolean,
+    options: WsOptions,
   ): Promise<"upgraded" | number | UpstreamError> {
     return new Promise((resolve) => {
       let done = false;
@@ -249,39 +308,58 @@ export class Forwarder {
       };
       const timer = setTimeout(() => {
         timedOut = true;
-        pending?.destroy();
+        if (pending) pending.destroy();
+        else connection.destroy();
       }, options.timeout);
       const onProxyReq = (proxyReq: http.ClientRequest, r: http.IncomingMessage) => {
         if (r !== req) return;
         pending = proxyReq;
-        proxyReq.once("upgrade", () => finish("upgraded"));
+        // Registered before the library's own listeners: the response phase sees the head before it is written.
+        proxyReq.once("upgrade", (proxyRes: http.IncomingMessage) => {
+          options.onHead?.(101, proxyRes.headers);
+          finish("upgraded");
+        });
         // A refused upgrade: http-proxy relays the answer but leaves the upstream socket open (node-http-proxy #783).
         proxyReq.once("response", (proxyRes: http.IncomingMessage) => {
-          proxyRes.once("end", () => proxyRes.socket.destroy());
-          finish(proxyRes.statusCode ?? 502);
+          const status = proxyRes.statusCode ?? 502;
+          options.onHead?.(status, proxyRes.headers);
+          proxyRes.once("end", () => connection.destroy());
+          finish(status);
         });
       };
       this.proxy.on("proxyReqWs", onProxyReq);
       req.url = options.path;
-      this.proxy.ws(
-        req,
-        socket,
-        head,
-        { target: options.target, agent: false, toProxy: true },
-        (err: Error) => {
-          if (done) return;
-          const code = (err as NodeJS.ErrnoException).code ?? "EPROTO";
-          const error = timedOut
-            ? new UpstreamError("response_timeout", "ETIMEDOUT", "upgrade not answered in time", true)
-            : CONNECT_CODES.has(code)
-              ? new UpstreamError("connect", code, err.message, false)
-              : new UpstreamError("reset", code, err.message, true);
-          options.onFailure(error);
-          finish(error);
-        },
-      );
+      const agent = oneSocketAgent(connection, secure);
+      this.proxy.ws(req, socket, head, { target: options.target, agent, toProxy: true }, (err: Error) => {
+        connection.destroy();
+        if (done) return;
+        const code = (err as NodeJS.ErrnoException).code ?? "EPROTO";
+        const error = timedOut
+          ? new UpstreamError("response_timeout", "ETIMEDOUT", "upgrade not answered in time", true)
+          : new UpstreamError("reset", code, err.message, true);
+        options.onFailure(error);
+        finish(error);
+      });
     });
   }
+}
+
+export interface WsOptions {
+  target: URL;
+  path: string;
+  connectTimeout: number;
+  /** How long the upstream may take to answer the upgrade once connected. */
+  timeout: number;
+  /** The response phase, on the upstream's answer (101 or a refusal) before it is relayed. */
+  onHead?: ((status: number, headers: HeaderBag) => void) | undefined;
+  onFailure: (err: UpstreamError) => void;
+}
+
+/** An agent that hands out one already connected socket: the upgrade request goes on the gateway's connection. */
+function oneSocketAgent(connection: net.Socket, secure: boolean): http.Agent {
+  const agent = secure ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
+  (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => connection;
+  return agent;
 }
 
 function classify(err: Error, a: Attempt): UpstreamError {

@@ -52,18 +52,39 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof given === "string" && REQUEST_ID_RE.test(given) ? given : randomUUID();
 }
 
+/**
+ * The client's address: the one function the access log's `client`, the rate-limit key and ip-hash read. Today the
+ * peer's address; trustedProxies (X-Forwarded-For from a trusted peer) plugs in here.
+ */
 export function clientAddress(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? "";
 }
 
-function setForwarding(req: IncomingMessage, requestId: string, proto: string): void {
+/** What the exchange asks of the upstream headers beyond the fixed rules (policies: subject, dropped names). */
+export interface UpstreamHeaderEdits {
+  subject: string | undefined;
+  dropped: readonly string[] | undefined;
+}
+
+function setForwarding(
+  req: IncomingMessage,
+  requestId: string,
+  proto: string,
+  edits?: UpstreamHeaderEdits,
+): void {
   const h = req.headers;
-  const ip = clientAddress(req);
+  // X-Forwarded-For records the hop: the peer's own address, whatever it says the client was.
+  const ip = req.socket.remoteAddress ?? "";
   const prior = h["x-forwarded-for"];
   h["x-forwarded-for"] = prior ? `${String(prior)}, ${ip}` : ip;
   h["x-forwarded-proto"] = proto;
   if (h.host) h["x-forwarded-host"] = h.host;
   h["x-request-id"] = requestId;
+  // Only the gateway says who the client is: a client-sent X-Auth-Subject never passes, on any route.
+  if (h["x-auth-subject"] !== undefined) delete h["x-auth-subject"];
+  if (!edits) return;
+  if (edits.dropped) for (const name of edits.dropped) delete h[name];
+  if (edits.subject !== undefined) h["x-auth-subject"] = edits.subject;
 }
 
 /**
@@ -71,14 +92,22 @@ function setForwarding(req: IncomingMessage, requestId: string, proto: string): 
  * appended, X-Forwarded-Proto and -Host set, X-Request-Id passed up. `Expect` goes too: Node already answered
  * `100 Continue` to the client, and the body is sent once the upstream connection is up.
  */
-export function prepareUpstreamHeaders(req: IncomingMessage, requestId: string): void {
+export function prepareUpstreamHeaders(
+  req: IncomingMessage,
+  requestId: string,
+  edits?: UpstreamHeaderEdits,
+): void {
   stripHopByHop(req.headers, true);
   delete req.headers.expect;
-  setForwarding(req, requestId, req.socket instanceof TLSSocket ? "https" : "http");
+  setForwarding(req, requestId, req.socket instanceof TLSSocket ? "https" : "http", edits);
 }
 
 /** For WebSocket upgrades: the same forwarding headers, but Connection/Upgrade must reach the upstream. */
-export function prepareUpgradeHeaders(req: IncomingMessage, requestId: string): void {
+export function prepareUpgradeHeaders(
+  req: IncomingMessage,
+  requestId: string,
+  edits?: UpstreamHeaderEdits,
+): void {
   // The upgrade itself needs Connection and Upgrade; every other hop-by-hop header still stops here.
   const h = req.headers;
   for (const name of listedInConnection(h)) if (name !== "upgrade") delete h[name];
@@ -87,5 +116,5 @@ export function prepareUpgradeHeaders(req: IncomingMessage, requestId: string): 
   delete h["keep-alive"];
   delete h.te;
   delete h.trailer;
-  setForwarding(req, requestId, req.socket instanceof TLSSocket ? "wss" : "ws");
+  setForwarding(req, requestId, req.socket instanceof TLSSocket ? "wss" : "ws", edits);
 }

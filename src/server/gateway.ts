@@ -12,7 +12,12 @@ import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
 import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
 import { UpgradeHandler } from "../proxy/upgrade.ts";
-import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
+import {
+  Runtime,
+  type PolicyCompiler,
+  type RuntimeObserver,
+  type UpstreamEntry,
+} from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
 import { diffConfigs } from "./diff.ts";
 import { metricsSnapshot, statusReport, type ReloadResult, type StatusReport } from "./status.ts";
@@ -26,6 +31,8 @@ export interface GatewayOptions {
   defaultMetrics?: boolean;
   /** Reload when the config file changes on disk. Off unless asked for (the CLI asks), so tests choose. */
   watch?: boolean;
+  /** Builds each route's policy steps once per config (proxy/phases.ts); tests may pass their own. */
+  policies?: PolicyCompiler;
 }
 
 export type ReloadTrigger = "api" | "signal" | "watch";
@@ -106,7 +113,7 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = await loadConfigFile(options.configPath, options.env ?? process.env);
     const gw = new Gateway(options);
-    gw.rt = new Runtime(config, gw.observer());
+    gw.rt = new Runtime(config, gw.observer(), undefined, options.policies);
     gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     await listen(gw.server, config.listen);
     if (config.admin.listen) {
@@ -253,7 +260,7 @@ export class Gateway {
     }
     const old = this.rt;
     const changes = diffConfigs(old.config, config);
-    const next = new Runtime(config, this.observer(), old);
+    const next = new Runtime(config, this.observer(), old, this.options.policies);
     const removed = old.retire();
     this.rt = next;
     for (const e of removed) {
