@@ -220,18 +220,19 @@ test("no secret reaches the log output, the metrics or an error body", async (t)
   t.after(() => gw.stop());
   const jwt = token();
   const bodies: string[] = [];
-  for (const h of [
+  const credentials: Record<string, string>[] = [
     { "x-api-key": API_KEY },
     { "x-api-key": `${API_KEY}x` },
     { authorization: `Bearer ${jwt}` },
     { authorization: `Bearer ${jwt}x` },
-  ]) {
+  ];
+  for (const h of credentials) {
     for (const path of ["/keys/x", "/jwt/x", "/limited/x"])
       bodies.push((await get(`${gw.url}${path}`, { headers: h })).text);
   }
-  await fetch(`${gw.adminUrl}/admin/reload`, { method: "POST" });
+  await fetch(`${gw.gw.adminUrl}/admin/reload`, { method: "POST" });
   bodies.push(await (await fetch(`${gw.url}/metrics`)).text());
-  bodies.push(await (await fetch(`${gw.adminUrl}/admin/status`)).text());
+  bodies.push(await (await fetch(`${gw.gw.adminUrl}/admin/status`)).text());
   gw.gw.log.flush();
   const everything = JSON.stringify(gw.logs.lines) + bodies.join("\n");
   for (const secret of [API_KEY, JWT_SECRET, jwt, sticky])
