@@ -341,7 +341,7 @@ test("a WebSocket upgrade on a protected route is refused without a credential a
   const wsBase = gw.url.replace("http:", "ws:");
   const refused = await openWs(`${wsBase}/keys/socket`, { "x-auth-subject": "root" });
   assert.equal(refused.status, 401);
-  assert.equal(JSON.parse(refused.body!).error, "unauthorized");
+  assert.equal((JSON.parse(refused.body!) as { error: string }).error, "unauthorized");
   assert.deepEqual(up.subjects, []);
   const accepted = await openWs(`${wsBase}/keys/socket`, { "x-api-key": API_KEY, "x-auth-subject": "root" });
   assert.ok(accepted.ws, "upgrade accepted");

@@ -1,5 +1,6 @@
 // The panel's auth service: POST /api/v2/auth/login checks a demo user and issues a short-lived HS256 JWT; the
 // other paths (behind the gateway's JWT check) say who the gateway authenticated.
+import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
 import http from "node:http";
 import process from "node:process";
@@ -28,7 +29,7 @@ const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/health") return sendJson(res, 200, { status: "ok", service: "auth" });
     if (path === "/api/v2/auth/login" && req.method === "POST") {
-      let body = {};
+      let body;
       try {
         body = JSON.parse(Buffer.concat(chunks).toString() || "{}");
       } catch {
