@@ -119,6 +119,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly policyRejections = new Counter({
+    name: "gateway_policy_rejections_total",
+    help: "Requests a route's policy refused, by policy name and reason (unauthorized, rate_limited).",
+    labelNames: ["route", "policy", "reason"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });

@@ -7,6 +7,7 @@ import type { GatewayConfig, ListenAddress } from "../config/types.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { Supervisor } from "../managed/supervisor.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
+import { PolicySet } from "../policy/chain.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
@@ -104,6 +105,8 @@ export class Gateway {
   /** The service registry, when gateway.yaml has a `registry` section. */
   registry: Registry | undefined;
   private readonly registryApi: ReturnType<typeof createRegistryApi>;
+  /** The edge policies of the config in force (their state carries over reloads). */
+  private policySet: PolicySet | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
     this.log = options.log ?? createLogger();
@@ -158,7 +161,7 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = await loadConfigFile(options.configPath, options.env ?? process.env);
     const gw = new Gateway(options);
-    gw.rt = new Runtime(config, gw.observer(), undefined, options.policies);
+    gw.rt = new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config));
     gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     await listen(gw.server, config.listen);
     if (config.admin.listen) {
@@ -274,6 +277,23 @@ export class Gateway {
     return this.adminServer ? `http://127.0.0.1:${portOf(this.adminServer)}` : this.url;
   }
 
+  /**
+   * The edge policies of a config, compiled per route. Policies that did not change keep their state (rate-limit
+   * counters, JWKS, verified tokens) from the previous config's set.
+   */
+  private policiesFor(config: GatewayConfig): PolicyCompiler {
+    const set = new PolicySet(
+      config,
+      {
+        log: this.log,
+        rejected: (route, policy, reason) => this.metrics.policyRejections.inc({ route, policy, reason }),
+      },
+      this.policySet,
+    );
+    this.policySet = set;
+    return (route) => set.compile(route);
+  }
+
   private observer(): RuntimeObserver {
     const { log, metrics } = this;
     const state = (h: boolean | undefined) => (h === undefined ? "unknown" : h ? "healthy" : "unhealthy");
@@ -370,7 +390,7 @@ export class Gateway {
     }
     const old = this.rt;
     const changes = diffConfigs(old.config, config);
-    const next = new Runtime(config, this.observer(), old, this.options.policies);
+    const next = new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config));
     const removed = old.retire();
     this.rt = next;
     const warnings = await this.reconfigureRegistry(config);
