@@ -408,3 +408,60 @@ void test("a reload keeps allocations and members; the file store survives a res
   const c = await allocate(g2, { service_name: "web-h", service_type: "web" });
   assert.notEqual(c.port, b.port);
 });
+
+void test("registry.policies: a CORS preflight needs no key, a rate limit answers 429, both with their headers", async (t) => {
+  const g = await start(
+    t,
+    registryConfig(`  apiKey: reg-key
+  policies: [registry-api]
+  types:
+    web: 1-2`).replace(
+      "registry:",
+      `policies:
+  registry-api:
+    cors: { origins: [https://panel.example], methods: [GET, POST, DELETE], headers: [Content-Type, X-API-Key] }
+    rateLimit: { rate: 1/m }
+registry:`,
+    ),
+  );
+  const preflight = await fetch(`${g.url}/registry/allocations`, {
+    method: "OPTIONS",
+    headers: { origin: "https://panel.example", "access-control-request-method": "POST" },
+  });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers.get("access-control-allow-origin"), "https://panel.example");
+  const first = await fetch(`${g.url}/registry/stats`, {
+    headers: { origin: "https://panel.example", "x-api-key": "reg-key" },
+  });
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get("access-control-allow-origin"), "https://panel.example");
+  assert.ok(first.headers.get("ratelimit"));
+  const second = await fetch(`${g.url}/registry/stats`, {
+    headers: { origin: "https://panel.example", "x-api-key": "reg-key" },
+  });
+  assert.equal(second.status, 429);
+  assert.equal(((await second.json()) as { error: string }).error, "rate_limited");
+  assert.ok(Number(second.headers.get("retry-after")) >= 1);
+  assert.equal(second.headers.get("access-control-allow-origin"), "https://panel.example");
+});
+
+void test("a redis store unreachable at boot: the gateway starts, writes answer 503, and the URL's password is never logged", async (t) => {
+  const g = await start(
+    t,
+    registryConfig(`  store: redis
+  types:
+    web: 1-2`).replace("registry:", `redis: { url: "redis://:hunter2@127.0.0.1:1/0" }\nregistry:`),
+  );
+  await g.logs.waitFor("registry_store_down");
+  const r = await call(g, "POST", "/registry/allocations", { service_name: "w", service_type: "web" });
+  assert.equal(r.status, 503);
+  assert.equal(r.body.error, "store_unavailable");
+  assert.equal(
+    (await call(g, "GET", "/registry/allocations")).status,
+    200,
+    "reads answer from the last state",
+  );
+  assert.match(await (await fetch(`${g.url}/metrics`)).text(), /gateway_registry_store_up 0/);
+  assert.equal((await get(`${g.url}/readyz`)).status, 200);
+  assert.ok(!g.logs.lines.some((l) => JSON.stringify(l).includes("hunter2")));
+});
