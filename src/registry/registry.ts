@@ -511,7 +511,9 @@ export class Registry {
       this.logHeld(decision);
       await this.readQueued();
       this.guard.queueRead();
-      return this.reapNow();
+      await this.reapNow();
+      this.log.debug("registry_reap_resumed", { stallMs: decision.stallMs });
+      return;
     }
     if (decision.reason === "store_back") this.logHeld(decision);
   }
@@ -535,14 +537,14 @@ export class Registry {
   }
 
   /**
-   * After a stall, heartbeats that arrived meanwhile sit in socket buffers. Two turns of the loop let the poll
+   * After a stall, heartbeats that arrived meanwhile sit in socket buffers. Turns of the loop let the poll
    * phase read them (the HTTP parser then calls the API, which counts them as writes); then the reap waits for
    * those writes to finish, for at most one ttl.
    */
   private async readQueued(): Promise<void> {
     const turn = () => new Promise<void>((r) => setImmediate(r));
-    await turn();
-    await turn();
+    // A new connection is accepted in one poll phase and read in the next: three turns cover both.
+    for (let i = 0; i < 3; i++) await turn();
     const deadline = this.now() + this.reg.ttl;
     while (this.writes > 0 && this.now() < deadline && !this.closed) {
       await new Promise<void>((r) => setTimeout(r, 5).unref());

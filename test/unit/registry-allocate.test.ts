@@ -219,9 +219,11 @@ ${base}`),
 ${base}`).map((e) => e.replace(/^\d+:\d+: /, "")),
     ["registry.types.pdf: a port range runs from a lower to a higher port, within 1-65535"],
   );
-  assert.deepEqual(configErrors(base), ["3:5: pools.pdf.discover: discover needs a registry section"]);
+  assert.deepEqual(configErrors(base), ["3:15: pools.pdf.discover: discover needs a registry section"]);
   const ok = loadConfigText(
     `redis: { url: "unix:///tmp/r.sock" }
+policies:
+  registry-api: { rateLimit: { rate: 10/s } }
 registry:
   ttl: 5s
   reserved: [8002]
