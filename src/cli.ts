@@ -1,6 +1,8 @@
 // The `gateway` command line (commander): start (the default), check and status.
 import { Command } from "commander";
+import { startPrimary } from "./cluster/primary.ts";
 import { ConfigError, formatIssue, loadConfigFile, summarize } from "./config/load.ts";
+import { createLogger } from "./log/log.ts";
 import { Gateway } from "./server/gateway.ts";
 import { formatStatusTable } from "./server/status-table.ts";
 import type { StatusReport } from "./server/status.ts";
@@ -41,7 +43,13 @@ async function start(file: string | undefined, opts: { config?: string }): Promi
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", reload);
   try {
-    gateway = await Gateway.start({ configPath: configPath(opts.config ?? file), watch: true });
+    const path = configPath(opts.config ?? file);
+    // Read first: `workers` decides the process model. With 1 (the default) it is the single process as ever.
+    const config = await loadConfigFile(path, process.env);
+    gateway =
+      config.workers > 1
+        ? await startPrimary({ configPath: path, config, log: createLogger(), watch: true })
+        : await Gateway.start({ configPath: path, config, watch: true });
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);

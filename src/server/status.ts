@@ -31,10 +31,25 @@ export interface PoolStatus {
   upstreams: UpstreamStatus[];
 }
 
+/** One cluster worker as /admin/status lists it: its breakers and tiers are its own. */
+export interface WorkerStatus {
+  worker: number;
+  /** null while the slot waits to be forked again. */
+  pid: number | null;
+  serving: boolean;
+  pools: {
+    name: string;
+    activeTier: number;
+    breakers: { id: string; state: "closed" | "open" | "half_open" }[];
+  }[];
+}
+
 export interface StatusReport {
   config: { path: string; hash: string; loadedAt: string };
   ready: boolean;
   pools: PoolStatus[];
+  /** With `workers` above 1 only; pools then show each upstream's worst breaker and the worst tier of them. */
+  workers?: WorkerStatus[];
 }
 
 export interface ConfigChanges {
