@@ -234,17 +234,22 @@ class ClusterPrimary {
     const gw = this.gw;
     if (!gw || !gw.healthKnown) return;
     const rt = gw.runtime;
-    const upstreams = upstreamStates(rt);
     for (const slot of this.slots) {
       const w = slot.worker;
       // Not welcomed yet: it gets the current config and state when it says hello.
-      if (!w || !slot.configSent) continue;
-      if (slot.configSent !== rt.config) {
+      if (w && slot.configSent && slot.configSent !== rt.config) {
         slot.configSent = rt.config;
         this.send(w, message<PrimaryMessage>({ type: "gw:config", seq: ++this.seq, config: rt.config }));
       }
-      this.send(w, message<PrimaryMessage>({ type: "gw:state", seq: ++this.seq, upstreams }));
     }
+    // One sequence number per broadcast: every worker logs the same one when it has applied it.
+    const state = message<PrimaryMessage>({
+      type: "gw:state",
+      seq: ++this.seq,
+      upstreams: upstreamStates(rt),
+    });
+    for (const slot of this.slots) if (slot.worker && slot.configSent) this.send(slot.worker, state);
+    this.log.debug("cluster_broadcast", { seq: this.seq, workers: this.serving() });
   }
 
   /**
