@@ -1,7 +1,14 @@
 // The `gateway` command line (commander): start (the default), check and status.
 import { Command } from "commander";
+import { registerPortsCommands } from "./cli/ports.ts";
 import { startPrimary } from "./cluster/primary.ts";
-import { ConfigError, formatIssue, loadConfigFile, summarize } from "./config/load.ts";
+import {
+  ConfigError,
+  formatIssue,
+  loadConfigFile,
+  loadConfigFileWithWarnings,
+  summarize,
+} from "./config/load.ts";
 import { createLogger } from "./log/log.ts";
 import { Gateway } from "./server/gateway.ts";
 import { formatStatusTable } from "./server/status-table.ts";
@@ -63,7 +70,12 @@ async function start(file: string | undefined, opts: { config?: string }): Promi
 
 async function check(file: string | undefined, opts: { config?: string }): Promise<void> {
   try {
-    const config = await loadConfigFile(configPath(opts.config ?? file), process.env);
+    const { config, warnings } = await loadConfigFileWithWarnings(
+      configPath(opts.config ?? file),
+      process.env,
+    );
+    // Warnings go to stderr and do not fail the check: the file is valid, but maybe not what was meant.
+    for (const w of warnings) process.stderr.write(`${formatIssue(w)}\n`);
     process.stdout.write(`${summarize(config)}\n`);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -119,5 +131,7 @@ program
   .option("--json", "print the raw JSON")
   .option("--key <key>", "admin API key (default: $GATEWAY_ADMIN_KEY)", process.env.GATEWAY_ADMIN_KEY)
   .action(status);
+
+registerPortsCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,6 +1,7 @@
 // The IPC protocol between the cluster primary and its workers: one type per message, each stamped with a version.
 import type { GatewayConfig } from "../config/types.ts";
 import type { BreakerStateName, HealthState } from "../pool/upstream.ts";
+import type { DiscoveredMember } from "../runtime/runtime.ts";
 
 /** Bumped on any incompatible change; a process drops messages of another version (never half-understands them). */
 export const PROTOCOL = 1;
@@ -30,11 +31,21 @@ export interface ConfigMessage {
   config: GatewayConfig;
 }
 
-/** Health and drain of every upstream: the whole picture each time, so a lost or stale one cannot skew a worker. */
+/** The registry's members of one pool, as the primary's runtime has them. */
+export interface PoolMembers {
+  pool: string;
+  members: DiscoveredMember[];
+}
+
+/**
+ * Pool membership (registry members), then health and drain of every upstream: the whole picture each time, so a
+ * lost or stale message cannot skew a worker.
+ */
 export interface StateMessage {
   type: "gw:state";
   v: typeof PROTOCOL;
   seq: number;
+  members: PoolMembers[];
   upstreams: UpstreamState[];
 }
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { GatewayConfig } from "../config/types.ts";
 import type { Logger } from "../log/log.ts";
 import { clusterMetricsText } from "../metrics/metrics.ts";
+import { setupRateLimitPrimary } from "../policy/rate-limit.ts";
 import { tierName, type Tier } from "../pool/pool.ts";
 import { Gateway, type ClusterRole } from "../server/gateway.ts";
 import { metricsSnapshot, type StatusReport } from "../server/status.ts";
@@ -17,7 +18,7 @@ import {
   type PrimaryMessage,
   type WorkerMessage,
 } from "./messages.ts";
-import { mergeViews, upstreamStates } from "./state.ts";
+import { mergeViews, poolMembers, upstreamStates } from "./state.ts";
 
 export interface PrimaryOptions {
   configPath: string;
@@ -82,6 +83,8 @@ class ClusterPrimary {
   async start(): Promise<Gateway> {
     // Advanced serialization: the config carries Dates, and structured clone is also cheaper for the metrics JSON.
     cluster.setupPrimary({ exec: workerEntry(), serialization: "advanced" });
+    // `store: memory` rate limits count in the primary, so a limit is exact for the gateway, not per worker.
+    setupRateLimitPrimary();
     const role: ClusterRole = {
       kind: "primary",
       changed: () => this.scheduleBroadcast(),
@@ -151,10 +154,7 @@ class ClusterPrimary {
       worker,
       message<PrimaryMessage>({ type: "gw:config", seq: ++this.seq, config: gw.runtime.config }),
     );
-    if (gw.healthKnown) {
-      const upstreams = upstreamStates(gw.runtime);
-      this.send(worker, message<PrimaryMessage>({ type: "gw:state", seq: ++this.seq, upstreams }));
-    }
+    if (gw.healthKnown) this.send(worker, this.stateMessage());
   }
 
   private onMessage(slot: Slot, worker: Worker, m: WorkerMessage): void {
@@ -243,13 +243,19 @@ class ClusterPrimary {
       }
     }
     // One sequence number per broadcast: every worker logs the same one when it has applied it.
-    const state = message<PrimaryMessage>({
-      type: "gw:state",
-      seq: ++this.seq,
-      upstreams: upstreamStates(rt),
-    });
+    const state = this.stateMessage();
     for (const slot of this.slots) if (slot.worker && slot.configSent) this.send(slot.worker, state);
     this.log.debug("cluster_broadcast", { seq: this.seq, workers: this.serving() });
+  }
+
+  private stateMessage(): PrimaryMessage {
+    const rt = this.gw!.runtime;
+    return message<PrimaryMessage>({
+      type: "gw:state",
+      seq: ++this.seq,
+      members: poolMembers(rt),
+      upstreams: upstreamStates(rt),
+    });
   }
 
   /**

@@ -2,7 +2,20 @@
 // tiers and breakers, and the one view /metrics and /admin/status show of them.
 import type { BreakerStateName, StateSnapshot } from "../metrics/metrics.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import type { PoolView, UpstreamState } from "./messages.ts";
+import type { PoolMembers, PoolView, UpstreamState } from "./messages.ts";
+
+/** Each pool's registry members in the primary (the registry runs there). */
+export function poolMembers(rt: Runtime): PoolMembers[] {
+  return [...rt.pools.entries()].map(([pool, pr]) => ({
+    pool,
+    members: pr.entries.flatMap((e) => (e.discovered ? [e.discovered] : [])),
+  }));
+}
+
+/** Makes a worker's pools hold the primary's registry members (before their health is applied). */
+export function applyMembers(rt: Runtime, members: readonly PoolMembers[]): void {
+  for (const m of members) rt.syncDiscovered(m.pool, m.members);
+}
 
 /** The primary's verdicts: health from its checkers, drain from the admin API. */
 export function upstreamStates(rt: Runtime): UpstreamState[] {

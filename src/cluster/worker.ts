@@ -6,11 +6,12 @@ import { Gateway, type ClusterRole } from "../server/gateway.ts";
 import {
   isPrimaryMessage,
   message,
+  type PoolMembers,
   type PrimaryMessage,
   type UpstreamState,
   type WorkerMessage,
 } from "./messages.ts";
-import { applyStates, poolViews } from "./state.ts";
+import { applyMembers, applyStates, poolViews } from "./state.ts";
 
 function send(m: WorkerMessage): Promise<void> {
   return new Promise((resolve) => {
@@ -52,6 +53,7 @@ export function runWorker(): void {
   const id = Number(process.env.GATEWAY_WORKER_ID ?? 0);
   const log = ipcLogger(id);
   let states: UpstreamState[] | undefined;
+  let members: PoolMembers[] = [];
   let stateSeq = -1;
   let configSeq = -1;
   let config: GatewayConfig | undefined;
@@ -72,6 +74,7 @@ export function runWorker(): void {
   const role: ClusterRole = {
     kind: "worker",
     prepare: (rt) => {
+      applyMembers(rt, members);
       if (states) applyStates(rt, states);
     },
     refused: (entry, reason) =>
@@ -96,6 +99,7 @@ export function runWorker(): void {
     const started = await Gateway.start({ configPath: first.source.path, config: first, log, cluster: role });
     // What arrived while it started up: a newer config, newer verdicts.
     if (config !== first) started.swapIn(config, "cluster");
+    applyMembers(started.runtime, members);
     applyStates(started.runtime, states);
     gw = started;
     const port = Number(new URL(started.url).port);
@@ -119,7 +123,9 @@ export function runWorker(): void {
         if (m.seq <= stateSeq) return;
         stateSeq = m.seq;
         states = m.upstreams;
+        members = m.members;
         if (gw) {
+          applyMembers(gw.runtime, m.members);
           applyStates(gw.runtime, m.upstreams);
           log.debug("cluster_state", { seq: m.seq });
           await send(message<WorkerMessage>({ type: "gw:applied", seq: m.seq }));

@@ -68,9 +68,23 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
     return this.hysteresis.fails;
   }
 
-  /** Schedules probes every `interval` plus up to 10% jitter, so many checkers do not fire together. */
+  /** Whether its probes are scheduled (start() was called and stop() was not). */
+  get started(): boolean {
+    return this.running;
+  }
+
+  /** Whether anything of this checker is live: probes scheduled, or one under way. */
+  get active(): boolean {
+    return this.running || this.timer !== undefined || this.inFlight !== undefined;
+  }
+
+  /**
+   * Schedules probes every `interval` plus up to 10% jitter, so many checkers do not fire together. A stopped
+   * checker never starts again: whatever still holds it (a retired runtime finishing its first round) cannot
+   * bring back the probes of an upstream that left the config.
+   */
   start(): void {
-    if (this.running || !this.settings.enabled) return;
+    if (this.running || this.stopped || !this.settings.enabled) return;
     this.running = true;
     this.schedule();
   }
@@ -93,8 +107,12 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
     this.timer.unref();
   }
 
-  /** Runs one probe now and applies its result; the "run one health round now" hook for tests and boot. */
-  async runOnce(): Promise<ProbeResult> {
+  /**
+   * Runs one probe now and applies its result; the "run one health round now" hook for tests and boot. A stopped
+   * checker probes nothing and resolves undefined.
+   */
+  async runOnce(): Promise<ProbeResult | undefined> {
+    if (this.stopped) return undefined;
     const result = await this.probe();
     if (this.stopped) return result;
     this.lastResult = result;
@@ -118,7 +136,7 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
    * Ignored when active checks are off, since nothing would bring the upstream back.
    */
   markDown(reason: string): void {
-    if (!this.settings.enabled || this.hysteresis.healthy === false) return;
+    if (this.stopped || !this.settings.enabled || this.hysteresis.healthy === false) return;
     const from = this.hysteresis.healthy;
     this.hysteresis = { ...this.hysteresis, healthy: false, passes: 0 };
     if (this.target.setStatus(false, reason)) this.emit("change", { from, up: false, reason });

@@ -10,6 +10,7 @@ import { GatewayMetrics } from "../metrics/metrics.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
+import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
 import { UpgradeHandler } from "../proxy/upgrade.ts";
 import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
@@ -76,6 +77,8 @@ export class Gateway {
   private adminServer: http.Server | undefined;
   private rt!: Runtime;
   private firstRoundDone = false;
+  /** The boot wait and first health round; settles also when a stop or reload came first (tests await it). */
+  private booting: Promise<void> = Promise.resolve();
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: false, errors: [] });
   private stopping: Promise<void> | undefined;
   private readonly tunnels = new Set<Socket>();
@@ -90,7 +93,11 @@ export class Gateway {
     this.log = options.log ?? createLogger();
     this.metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     this.metrics.setStateSource(() => metricsSnapshot(this.rt));
-    this.supervisor = new Supervisor({ log: this.log, metrics: this.metrics });
+    this.supervisor = new Supervisor({
+      log: this.log,
+      metrics: this.metrics,
+      gatewayUrl: () => this.adminUrl,
+    });
     const deps = { runtime: () => this.rt, forwarder: this.forwarder, metrics: this.metrics, log: this.log };
     this.handler = new ProxyHandler(deps);
     this.upgrades = new UpgradeHandler(deps);
@@ -108,6 +115,7 @@ export class Gateway {
       // A worker has no admin endpoints (its primary serves them on admin.listen, which workers above 1 require).
       if (!this.adminServer && this.role !== "worker" && isGatewayPath(req.url ?? ""))
         return void admin(req, res);
+      if (isServerOptions(req)) return answerServerOptions(deps, req, res);
       this.handler.handle(req, res);
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
@@ -115,6 +123,9 @@ export class Gateway {
       socket.once("close", () => this.tunnels.delete(socket));
       this.upgrades.handle(req, socket, head);
     });
+    this.server.on("connect", (req: http.IncomingMessage, socket: Socket) =>
+      refuseConnect(deps, req, socket),
+    );
     this.server.on("clientError", (_err, socket) => {
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
       else socket.destroy();
@@ -157,15 +168,23 @@ export class Gateway {
       pools: config.pools.length,
       routes: config.routes.length,
     });
-    void gw.supervisor
+    // gw.rt is read once the wait is over: a reload meanwhile has retired the first runtime, and a stop has
+    // retired it for good (a retired runtime starts nothing).
+    gw.booting = gw.supervisor
       .whenListening(5_000)
       .then(() => gw.rt.start())
       .then(() => {
+        if (gw.stopping) return;
         gw.firstRoundDone = true;
         gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
         options.cluster?.changed?.();
       });
     return gw;
+  }
+
+  /** Resolves once the boot wait and the first health round are over (or were cut short by a stop). */
+  whenBooted(): Promise<void> {
+    return this.booting;
   }
 
   get config(): GatewayConfig {
@@ -236,6 +255,10 @@ export class Gateway {
         if (to !== "none") metrics.failovers.inc({ pool: ev.pool, to });
         cluster?.viewChanged?.();
       },
+      memberLeft: (e) => {
+        this.releaseWhenIdle(e, () => void metrics.removeUpstream(e.pool, e.upstream.id));
+        cluster?.changed?.();
+      },
     };
   }
 
@@ -303,7 +326,13 @@ export class Gateway {
     this.options.cluster?.prepare?.(next);
     const removed = old.retire();
     this.rt = next;
-    for (const e of removed) this.releaseWhenIdle(e);
+    for (const e of removed) {
+      const { metrics } = this;
+      this.releaseWhenIdle(
+        e,
+        e.discovered ? () => void metrics.removeUpstream(e.pool, e.upstream.id) : undefined,
+      );
+    }
     if (this.role !== "worker") void next.start();
     // Not awaited: stopping a replaced process may take its stopGrace, and the reload is done without it.
     if (!this.stopping && this.role !== "worker") void this.supervisor.sync(config);
@@ -315,13 +344,17 @@ export class Gateway {
   }
 
   // A removed upstream's pooled connections close once its last request has finished.
-  private releaseWhenIdle(e: UpstreamEntry): void {
+  private releaseWhenIdle(e: UpstreamEntry, then?: () => void): void {
     const u = e.upstream;
-    if (u.inFlight === 0) return this.forwarder.releaseAgent(u);
+    const release = () => {
+      this.forwarder.releaseAgent(u);
+      then?.();
+    };
+    if (u.inFlight === 0) return release();
     const timer = setInterval(() => {
       if (u.inFlight > 0 && !this.stopping) return;
       clearInterval(timer);
-      this.forwarder.releaseAgent(u);
+      release();
     }, 250);
     timer.unref();
   }

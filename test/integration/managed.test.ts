@@ -393,3 +393,30 @@ void test(
     }
   },
 );
+
+void test(
+  "a stop during the boot wait: the first round never runs, no checker starts, the process is stopped",
+  { timeout: 120_000 },
+  async () => {
+    const port = await freePort();
+    const plain = await FakeUpstream.start({ name: "plain" });
+    // Never listens: the boot wait would last its full 5 s.
+    const silent = `node -e "setInterval(() => {}, 1000)"`;
+    const t = await startGateway(managedYaml([{ port, command: silent }], [plain.url]), { waitReady: false });
+    try {
+      const pid = (await t.logs.waitFor("managed_start")).pid as number;
+      const rt = t.gw.runtime;
+      await t.stop();
+      await t.gw.whenBooted();
+      assert.equal(plain.healthChecks, 0, "no probe ran after the stop");
+      for (const e of rt.entries.values()) assert.equal(e.checker.active, false, `${e.spec.url} is checked`);
+      assert.equal(t.logs.events("ready").length, 0);
+      assert.equal(t.gw.readiness().ready, false);
+      assert.deepEqual(await waitGone([pid], 5_000), []);
+      assert.deepEqual(guardsOf(process.pid), []);
+    } finally {
+      await t.stop();
+      await plain.close();
+    }
+  },
+);

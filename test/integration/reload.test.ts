@@ -3,6 +3,9 @@
 import assert from "node:assert/strict";
 import { createHook } from "node:async_hooks";
 import { createHash } from "node:crypto";
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, rename, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isDeepStrictEqual } from "node:util";
@@ -338,15 +341,19 @@ void test(
  * Live timers, sockets, watchers and child processes by type, counted from their creation to their close (timers
  * too when unref'd, which getActiveResourcesInfo leaves out). Resources whose destroy waits for GC are not counted.
  */
-function trackResources() {
+function trackResources(options: { stacks?: boolean } = {}) {
   const live = new Map<number, string>();
+  const stacks = new Map<number, string>();
   const tracked = new Set(["Timeout", "TCPWRAP", "TCPSERVERWRAP", "FSEVENTWRAP", "PROCESSWRAP", "PIPEWRAP"]);
   const hook = createHook({
     init(id, type) {
-      if (tracked.has(type)) live.set(id, type);
+      if (!tracked.has(type)) return;
+      live.set(id, type);
+      if (options.stacks) stacks.set(id, new Error().stack ?? "");
     },
     destroy(id) {
       live.delete(id);
+      stacks.delete(id);
     },
   });
   hook.enable();
@@ -355,6 +362,12 @@ function trackResources() {
       const out: Record<string, number> = {};
       for (const type of live.values()) out[type] = (out[type] ?? 0) + 1;
       return out;
+    },
+    /** The creation stacks of live resources made by the gateway's own code (`stacks` must be on). */
+    fromGateway(): string[] {
+      return [...stacks.entries()]
+        .filter(([, stack]) => stack.includes("/src/"))
+        .map(([id, stack]) => `${live.get(id)} ${stack}`);
     },
     disable: () => hook.disable(),
   };
@@ -423,3 +436,71 @@ void test("1,000 reloads leave no extra handles or timers behind", { timeout: 12
     await Promise.all(ups.map((u) => u.close()));
   }
 });
+
+/** A server whose /health never answers (until closed), counting the connections it gets. */
+async function hangingHealth() {
+  let connections = 0;
+  const probed: (() => void)[] = [];
+  const server = http.createServer(() => {
+    for (const r of probed.splice(0)) r();
+  });
+  server.on("connection", () => connections++);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    connections: () => connections,
+    /** Resolves once a request (the first round's probe) has arrived. */
+    probed: () => new Promise<void>((r) => probed.push(r)),
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+void test(
+  "a reload during the first health round: the old runtime starts nothing, removed upstreams are never probed again",
+  { timeout: 120_000 },
+  async () => {
+    const slow = await hangingHealth();
+    const fast = await FakeUpstream.start({ name: "fast" });
+    const checks =
+      "  healthCheck: { interval: 200ms, timeout: 5s, healthyThreshold: 1, unhealthyThreshold: 1 }";
+    const v1 = poolConfig([{ url: slow.url }, { url: fast.url }]).replace(/^ {2}healthCheck: .*$/m, checks);
+    const v2 = poolConfig([{ url: fast.url }]).replace(/^ {2}healthCheck: .*$/m, checks);
+    const probed = slow.probed();
+    const tracker = trackResources({ stacks: true });
+    const t = await startGateway(v1, { waitReady: false });
+    try {
+      await probed;
+      const old = t.gw.runtime;
+      const removed = [...old.entries.values()].find((e) => e.spec.url === slow.url)!;
+      await t.writeConfig(v2);
+      assert.equal((await t.gw.reload("api")).ok, true);
+      // The old runtime's first round ends now (its probe of the removed upstream was cut by the retire).
+      await old.start();
+      await t.gw.whenBooted();
+      assert.equal(removed.checker.active, false, "the removed upstream's checker is not running");
+      assert.equal(removed.checker.started, false);
+      // The carried upstream is checked on schedule by the new runtime: several intervals pass...
+      const before = fast.healthChecks;
+      const deadline = Date.now() + 30_000;
+      while (fast.healthChecks < before + 3 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.ok(fast.healthChecks >= before + 3, "the carried upstream is probed on schedule");
+      // ...and not one more connection reached the removed one.
+      assert.equal(slow.connections(), 1);
+      assert.equal(t.gw.status().pools[0]!.upstreams.length, 1);
+    } finally {
+      await t.stop();
+      await fast.close();
+      await slow.close();
+    }
+    await new Promise((r) => setImmediate(r));
+    const left = tracker.fromGateway();
+    tracker.disable();
+    assert.deepEqual(left, [], "no timer, socket or watcher of the gateway is left");
+  },
+);
