@@ -112,6 +112,9 @@ export class Gateway {
     if (config.admin.listen) {
       const app = gw.adminApp;
       gw.adminServer = http.createServer((req, res) => void app(req, res));
+      gw.adminServer.on("connect", (req: http.IncomingMessage, socket: Socket) =>
+        refuseConnect(gw, req, socket),
+      );
       await listen(gw.adminServer, config.admin.listen);
     }
     // Only once listening worked: a gateway that failed to start must not leave processes behind.

@@ -461,3 +461,16 @@ routes: [{ prefix: /, pool: p }]
   assert.equal(refused.json().error, "bad_gateway");
   assert.equal(seen.length, 1, "the untrusted gateway sent no request");
 });
+
+test("CONNECT to a separate admin listener is refused the same way", async (t) => {
+  const up = await FakeUpstream.start();
+  const g = await startGateway(poolConfig([{ url: up.url }], "admin: { listen: 127.0.0.1:0 }"));
+  t.after(async () => {
+    await g.stop();
+    await up.close();
+  });
+  assert.notEqual(g.gw.adminUrl, g.url);
+  const r = await rawRequest(g.gw.adminUrl, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n");
+  assert.match(r.head, /^HTTP\/1.1 400 /);
+  assert.equal(jsonBody(r).error, "bad_request");
+});
