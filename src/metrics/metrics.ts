@@ -1,5 +1,5 @@
 // Every metric the gateway exports, declared in one list (prom-client), on a registry of its own.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 export type BreakerStateName = "closed" | "open" | "half_open";
 const BREAKER_STATES: readonly BreakerStateName[] = ["closed", "open", "half_open"];
@@ -11,6 +11,12 @@ export interface StateSnapshot {
     tier: number;
     upstreams: { id: string; up: boolean; breaker: BreakerStateName }[];
   }[];
+}
+
+/** What the registry gauges read at scrape time (absent while no registry is configured). */
+export interface RegistryMetricsSnapshot {
+  storeUp: boolean;
+  types: { type: string; active: number; expired: number; capacity: number }[];
 }
 
 // Proxy latencies: from a 1 ms cache hit to the 30 s default response timeout.
@@ -33,9 +39,48 @@ export function methodLabel(method: string | undefined): string {
   return method && KNOWN_METHODS.has(method) ? method : "OTHER";
 }
 
+/**
+ * With workers, the metrics each worker keeps (its traffic) and that are summed over them; every other gateway_
+ * metric is the primary's alone (health, tiers, breakers as merged there, reloads, managed processes, registry).
+ * prom-client's process_ and nodejs_ metrics come from every process, each aggregated its own way.
+ */
+const WORKER_METRICS = new Set([
+  "gateway_requests_total",
+  "gateway_request_duration_seconds",
+  "gateway_upstream_requests_total",
+  "gateway_failovers_total",
+  "gateway_retries_total",
+  "gateway_inflight_requests",
+  "gateway_policy_rejections_total",
+]);
+
+function fromWorkers(name: string): boolean {
+  return WORKER_METRICS.has(name) || !name.startsWith("gateway_");
+}
+
+/**
+ * One /metrics view of a cluster: the primary's registry plus its workers' (prom-client's JSON form, gathered over
+ * IPC by src/cluster/). Only the static `AggregatorRegistry.aggregate` is used: its cluster mode needs every worker
+ * to build an AggregatorRegistry, or scrapes time out after 5 s (dependencies.md §4).
+ */
+export async function clusterMetricsText(
+  primary: GatewayMetrics,
+  workers: readonly unknown[][],
+): Promise<string> {
+  const own = (await primary.registry.getMetricsAsJSON()).filter((m) => !WORKER_METRICS.has(m.name));
+  const theirs = workers.map((w) =>
+    w.filter(
+      (m) => typeof m === "object" && m !== null && fromWorkers(String((m as { name?: unknown }).name)),
+    ),
+  );
+  return AggregatorRegistry.aggregate([own, ...theirs]).metrics();
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private snapshot: () => StateSnapshot = () => ({ pools: [] });
+  private registrySnapshot: (() => RegistryMetricsSnapshot) | undefined;
+  private exporter: (() => Promise<string>) | undefined;
 
   readonly requests = new Counter({
     name: "gateway_requests_total",
@@ -74,11 +119,19 @@ export class GatewayMetrics {
     labelNames: ["pool", "upstream", "result"] as const,
     registers: [this.registry],
   });
-  readonly inflight = new Gauge({
-    name: "gateway_inflight_requests",
-    help: "Requests being proxied now.",
-    registers: [this.registry],
-  });
+  private inflightNow: () => number = () => 0;
+  readonly inflight = (() => {
+    const read = () => this.inflightNow();
+    return new Gauge({
+      name: "gateway_inflight_requests",
+      help: "Requests being proxied now.",
+      registers: [this.registry],
+      // Read at scrape time from the handler's own count: nothing to update per request.
+      collect() {
+        this.set(read());
+      },
+    });
+  })();
   readonly configReloads = new Counter({
     name: "gateway_config_reloads_total",
     help: "Config loads after the first, by result.",
@@ -97,7 +150,29 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly registryOps = new Counter({
+    name: "gateway_registry_operations_total",
+    help: "Registry operations, by op (allocate, heartbeat, release, expire, remove) and result (ok, error).",
+    labelNames: ["op", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly policyRejections = new Counter({
+    name: "gateway_policy_rejections_total",
+    help: "Requests a route's policy refused, by policy name and reason (unauthorized, rate_limited).",
+    labelNames: ["route", "policy", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly workers = new Gauge({
+    name: "gateway_workers",
+    help: "Processes serving traffic now (1 without workers).",
+    registers: [this.registry],
+    aggregator: "first",
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
+    this.workers.set(1);
     if (options.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
       // prom-client also exports these gauges under names ending in _total, which promtool rejects for a gauge;
@@ -149,6 +224,59 @@ export class GatewayMetrics {
         for (const p of read().pools) this.set({ pool: p.name }, p.tier);
       },
     });
+    this.registryGauges();
+  }
+
+  /** Gives the registry gauges their source; set when a registry is configured. */
+  setRegistrySource(source: (() => RegistryMetricsSnapshot) | undefined): void {
+    this.registrySnapshot = source;
+  }
+
+  private registryGauges(): void {
+    const read = () => this.registrySnapshot?.();
+    new Gauge({
+      name: "gateway_registry_allocations",
+      help: "Registry allocations, by the type they asked for and their lease status.",
+      labelNames: ["type", "status"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of read()?.types ?? []) {
+          this.set({ type: t.type, status: "active" }, t.active);
+          this.set({ type: t.type, status: "expired" }, t.expired);
+        }
+      },
+    });
+    new Gauge({
+      name: "gateway_registry_capacity",
+      help: "Ports of each registry type's range, minus the reserved ones.",
+      labelNames: ["type"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of read()?.types ?? []) if (t.capacity > 0) this.set({ type: t.type }, t.capacity);
+      },
+    });
+    new Gauge({
+      name: "gateway_registry_store_up",
+      help: "1 when the registry store answers, else 0.",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const s = read();
+        if (s) this.set(s.storeUp ? 1 : 0);
+      },
+    });
+  }
+
+  /** The Prometheus text of /metrics: this registry, or the cluster's merged view when the primary set one. */
+  text(): Promise<string> {
+    return this.exporter ? this.exporter() : this.registry.metrics();
+  }
+
+  /** The cluster primary's /metrics: its own registry merged with its workers'. */
+  setExporter(exporter: () => Promise<string>): void {
+    this.exporter = exporter;
   }
 
   /**
@@ -162,6 +290,11 @@ export class GatewayMetrics {
         if (v.labels.pool === pool && v.labels.upstream === upstream) metric.remove(v.labels as never);
       }
     }
+  }
+
+  /** Gives gateway_inflight_requests its source (the HTTP handler's count of requests in flight). */
+  inflightSource(read: () => number): void {
+    this.inflightNow = read;
   }
 
   /** Gives the state gauges their source; the gateway sets it once its runtime exists. */
