@@ -208,6 +208,9 @@ export class Gateway {
         if (gw.registry && isRegistryPath(req.url ?? "")) return gw.registryApi(req, res);
         void app(req, res);
       });
+      gw.adminServer.on("connect", (req: http.IncomingMessage, socket: Socket) =>
+        refuseConnect(gw, req, socket),
+      );
       await listen(gw.adminServer, config.admin.listen).catch((err: unknown) => {
         gw.server.close();
         throw err;
