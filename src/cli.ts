@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { unlink, writeFile } from "node:fs/promises";
 import { registerAdminCommands } from "./cli/admin.ts";
 import { envHelp } from "./cli/help.ts";
+import { registerPortsCommands } from "./cli/ports.ts";
 import { printableConfig } from "./cli/print-config.ts";
 import { ConfigError, formatIssue, loadConfigFile, summarize } from "./config/load.ts";
 import { createLogger, parseLogLevel, type LogFormat } from "./log/log.ts";
@@ -157,5 +158,7 @@ program
   .action(check);
 
 registerAdminCommands(program);
+
+registerPortsCommands(program);
 
 await program.parseAsync(process.argv);

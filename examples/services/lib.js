@@ -73,14 +73,18 @@ export function serve({ service, port, name, host = "127.0.0.1", handle = () => 
     process.stderr.write(`${service} (${name}): ${err.message}\n`);
     process.exit(1);
   });
+  let stopping = false;
   const stop = (signal) => {
+    // A wrapper such as `gateway ports run` forwards the signal its process group got too: one stop is enough.
+    if (stopping) return;
+    stopping = true;
     process.stdout.write(`${service} (${name}) got ${signal}, shutting down\n`);
     server.close(() => process.exit(0));
     server.closeIdleConnections();
     // Requests still running get a moment to finish, then the process goes anyway.
     setTimeout(() => process.exit(0), 2_000).unref();
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
   return server;
 }

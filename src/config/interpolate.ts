@@ -61,7 +61,7 @@ function retype(doc: Document, text: string): unknown {
 }
 
 /** The key path (as zod reports it) of a node, from the ancestors `visit()` hands over. */
-function keyPath(ancestors: readonly unknown[], node: Node): (string | number)[] {
+export function keyPath(ancestors: readonly unknown[], node: Node): (string | number)[] {
   const path: (string | number)[] = [];
   ancestors.forEach((ancestor, i) => {
     const child = ancestors[i + 1] ?? node;

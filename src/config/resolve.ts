@@ -1,6 +1,16 @@
 // Turns a validated RawConfig into the runtime GatewayConfig: applies DEFAULTS, merges defaults into each pool.
-import { DEFAULTS, defaultUpstreamId, type RawConfig } from "./schema.ts";
-import type { GatewayConfig, ListenAddress, PoolSettings, StatusRanges } from "./types.ts";
+import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { DEFAULTS, RATE_PATTERN, defaultUpstreamId, type RawConfig } from "./schema.ts";
+import type {
+  GatewayConfig,
+  ListenAddress,
+  PolicyConfig,
+  PoolSettings,
+  RateLimitKey,
+  RunConfig,
+  StatusRanges,
+} from "./types.ts";
 
 export function parseListen(value: number | string, defaultHost = "0.0.0.0"): ListenAddress {
   if (typeof value === "number") return { host: defaultHost, port: value };
@@ -67,31 +77,33 @@ export function resolveConfig(
   return {
     listen: parseListen(raw.listen ?? DEFAULTS.listen),
     shutdownGrace: raw.shutdownGrace ?? DEFAULTS.shutdownGrace,
+    drainDelay: raw.drainDelay ?? DEFAULTS.drainDelay,
+    workers: raw.workers === "auto" ? availableParallelism() : (raw.workers ?? DEFAULTS.workers),
     admin: {
       ...(apiKey ? { apiKey } : {}),
       ...(adminListen !== undefined ? { listen: parseListen(adminListen, "127.0.0.1") } : {}),
     },
     pools: Object.entries(raw.pools).map(([name, p]) => {
-      const { upstreams, ...settings } = p;
+      const { upstreams, sticky, ...settings } = p;
       return {
         name,
         ...mergeSettings(defaults, settings),
+        ...(sticky
+          ? {
+              sticky: {
+                cookie: sticky.cookie,
+                secret: sticky.secret,
+                previousSecrets: sticky.previousSecrets ?? [],
+                ...(sticky.maxAge !== undefined ? { maxAge: sticky.maxAge } : {}),
+              },
+            }
+          : {}),
         upstreams: upstreams.map((u) => ({
           id: u.id ?? defaultUpstreamId(u.url),
           url: u.url,
           weight: u.weight ?? DEFAULTS.upstream.weight,
           backup: u.backup ?? DEFAULTS.upstream.backup,
-          ...(u.run
-            ? {
-                run: {
-                  command: u.run.command,
-                  cwd: u.run.cwd ?? DEFAULTS.run.cwd,
-                  env: u.run.env ?? {},
-                  restart: u.run.restart ?? DEFAULTS.run.restart,
-                  stopGrace: u.run.stopGrace ?? DEFAULTS.run.stopGrace,
-                },
-              }
-            : {}),
+          ...(u.run ? { run: resolveRun(u.run) } : {}),
         })),
       };
     }),
@@ -101,7 +113,77 @@ export function resolveConfig(
       pool: r.pool,
       stripPrefix: r.stripPrefix ?? false,
       ...(r.host ? { host: r.host.toLowerCase() } : {}),
+      policies: r.policies ?? [],
     })),
+    policies: new Map(Object.entries(raw.policies ?? {}).map(([name, p]) => [name, resolvePolicy(name, p)])),
+    trustedProxies: raw.trustedProxies ?? [...DEFAULTS.trustedProxies],
+    ...(raw.processes
+      ? { processes: Object.entries(raw.processes).map(([name, run]) => ({ name, run: resolveRun(run) })) }
+      : {}),
     source,
+  };
+}
+
+type RawPolicy = NonNullable<RawConfig["policies"]>[string];
+
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+function rateKey(text: string): RateLimitKey {
+  if (text === "subject") return { kind: "subject" };
+  if (text.startsWith("header:")) return { kind: "header", name: text.slice(7).toLowerCase() };
+  return { kind: "ip" };
+}
+
+/** Applies the policy defaults; plain API keys become their SHA-256 here, so nothing downstream holds them. */
+function resolvePolicy(name: string, p: RawPolicy): PolicyConfig {
+  const out: PolicyConfig = { name };
+  if (p.cors) {
+    const d = DEFAULTS.cors;
+    out.cors = {
+      origins: p.cors.origins,
+      methods: (p.cors.methods ?? d.methods).map((m) => m.toUpperCase()),
+      headers: p.cors.headers ?? [...d.headers],
+      exposeHeaders: p.cors.exposeHeaders ?? [...d.exposeHeaders],
+      credentials: p.cors.credentials ?? d.credentials,
+      maxAge: p.cors.maxAge ?? d.maxAge,
+    };
+  }
+  if (p.auth) {
+    out.auth = {
+      apiKeys: (p.auth.apiKeys ?? []).map((k) => ({
+        name: k.name,
+        sha256:
+          k.sha256?.toLowerCase() ??
+          createHash("sha256")
+            .update(k.key ?? "")
+            .digest("hex"),
+      })),
+      ...(p.auth.jwt ? { jwt: p.auth.jwt } : {}),
+    };
+  }
+  if (p.rateLimit) {
+    const m = new RegExp(RATE_PATTERN).exec(p.rateLimit.rate)!;
+    const d = DEFAULTS.rateLimit;
+    out.rateLimit = {
+      points: Number(m[1]),
+      window: UNIT_MS[m[2] as keyof typeof UNIT_MS],
+      burst: p.rateLimit.burst ?? d.burst,
+      key: rateKey(p.rateLimit.key ?? d.key),
+      store: p.rateLimit.store ?? d.store,
+      maxKeys: p.rateLimit.maxKeys ?? d.maxKeys,
+    };
+  }
+  return out;
+}
+
+type RawRun = NonNullable<RawConfig["processes"]>[string];
+
+function resolveRun(run: RawRun): RunConfig {
+  return {
+    command: run.command,
+    cwd: run.cwd ?? DEFAULTS.run.cwd,
+    env: run.env ?? {},
+    restart: run.restart ?? DEFAULTS.run.restart,
+    stopGrace: run.stopGrace ?? DEFAULTS.run.stopGrace,
   };
 }

@@ -1,4 +1,5 @@
 // The one schema of gateway.yaml: every key, its type, its default and its error message. Types derive from it.
+import { isIP } from "node:net";
 import { z } from "zod";
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./duration.ts";
 
@@ -6,6 +7,8 @@ import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./dura
 export const DEFAULTS = {
   listen: 8002,
   shutdownGrace: 10_000,
+  drainDelay: 0,
+  workers: 1,
   balance: "weighted-round-robin",
   healthCheck: {
     enabled: true,
@@ -21,7 +24,7 @@ export const DEFAULTS = {
     volumeThreshold: 10,
     rollingWindow: 10_000,
     resetTimeout: 10_000,
-    failureStatuses: [502, 503, 504],
+    failureStatuses: [500, 502, 503, 504],
   },
   timeouts: { connect: 2_000, response: 30_000 },
   retries: 2,
@@ -30,6 +33,16 @@ export const DEFAULTS = {
   maxBodySize: 0,
   upstream: { weight: 1, backup: false },
   run: { cwd: ".", restart: "on-failure", stopGrace: 5_000 },
+  // Edge policies (docs/policies.md).
+  cors: {
+    methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+    headers: ["Authorization", "Content-Type"],
+    exposeHeaders: [] as string[],
+    credentials: false,
+    maxAge: 600_000,
+  },
+  rateLimit: { burst: 0, key: "ip", store: "memory", maxKeys: 100_000 },
+  trustedProxies: [] as string[],
 } as const;
 
 const duration = (what: string) =>
@@ -138,6 +151,191 @@ const run = z
   })
   .strict();
 
+// ---- Edge policies (docs/policies.md) ----
+
+const ORIGIN_RE = /^https?:\/\/[^/\s?#]+$/i;
+const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const headerList = (what: string) =>
+  z.array(z.string().regex(HEADER_NAME_RE, `${what} must be header names`), {
+    error: `${what} must be a list`,
+  });
+
+const cors = z
+  .object({
+    origins: z
+      .array(
+        z
+          .string()
+          .refine(
+            (o) => o === "*" || ORIGIN_RE.test(o),
+            'origins must be "*" or origins such as https://app.example.com',
+          ),
+        { error: "origins must be a list" },
+      )
+      .min(1, "origins must not be empty"),
+    methods: headerList("methods").optional(),
+    headers: headerList("headers").optional(),
+    exposeHeaders: headerList("exposeHeaders").optional(),
+    credentials: z.boolean().optional(),
+    maxAge: duration("maxAge").optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.origins.includes("*") && c.origins.length > 1)
+      ctx.addIssue({ code: "custom", path: ["origins"], message: '"*" must be the only origin' });
+    if (c.origins.includes("*") && c.credentials)
+      ctx.addIssue({
+        code: "custom",
+        path: ["credentials"],
+        message: 'credentials cannot be used with origins ["*"]: list the origins',
+      });
+  });
+
+export const JWT_ALGORITHMS = [
+  "HS256",
+  "HS384",
+  "HS512",
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+
+const LOOPBACK_HOST_RE = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+const jwt = z
+  .object({
+    secret: z.string().min(1, "secret must not be empty").optional(),
+    publicKey: z
+      .string()
+      .includes("-----BEGIN", { message: "publicKey must be a PEM public key" })
+      .optional(),
+    jwksUrl: z
+      .string()
+      .refine((s) => {
+        if (!URL.canParse(s)) return false;
+        const u = new URL(s);
+        return (
+          u.protocol === "https:" ||
+          (u.protocol === "http:" && LOOPBACK_HOST_RE.test(u.host.replace(/:\d+$/, "")))
+        );
+      }, "jwksUrl must be an https:// URL (http:// only to a loopback host)")
+      .optional(),
+    issuer: z.string().min(1).optional(),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    algorithms: z
+      .array(
+        z.enum(JWT_ALGORITHMS, {
+          error: `algorithms must be among ${JWT_ALGORITHMS.join(", ")} ("none" is never accepted)`,
+        }),
+        {
+          error: "algorithms is required: the list of accepted algorithms",
+        },
+      )
+      .min(1, "algorithms must not be empty"),
+  })
+  .strict()
+  .superRefine((j, ctx) => {
+    const sources = [j.secret, j.publicKey, j.jwksUrl].filter((v) => v !== undefined).length;
+    if (sources !== 1)
+      ctx.addIssue({
+        code: "custom",
+        path: [],
+        message: "jwt needs exactly one of secret, publicKey, jwksUrl",
+      });
+    // A key of one kind used for an algorithm of the other is the algorithm-confusion attack; refuse the mix here.
+    const hmac = (j.algorithms ?? []).filter((a) => a.startsWith("HS"));
+    if (j.secret !== undefined && hmac.length !== j.algorithms.length)
+      ctx.addIssue({ code: "custom", path: ["algorithms"], message: "a secret verifies HS256/384/512 only" });
+    if (j.secret === undefined && hmac.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["algorithms"],
+        message: "HS* algorithms need a secret, not a public key",
+      });
+  });
+
+const apiKey = z
+  .object({
+    name: z
+      .string({ error: "name is required" })
+      .regex(/^[\w.@:-]{1,100}$/, "name uses letters, digits and _ . @ : -"),
+    key: z.string().min(1, "key must not be empty").optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "sha256 must be 64 hex digits (the key's SHA-256)")
+      .optional(),
+  })
+  .strict()
+  .refine(
+    (k) => (k.key === undefined) !== (k.sha256 === undefined),
+    "an API key needs exactly one of key, sha256",
+  );
+
+const auth = z
+  .object({
+    apiKeys: z.array(apiKey, { error: "apiKeys must be a list" }).optional(),
+    jwt: jwt.optional(),
+  })
+  .strict()
+  .refine((a) => (a.apiKeys?.length ?? 0) > 0 || a.jwt !== undefined, "auth needs apiKeys or jwt");
+
+export const RATE_PATTERN = "^(\\d+)\\s*/\\s*(s|m|h)$";
+
+const rateLimit = z
+  .object({
+    rate: z
+      .string({ error: "rate is required" })
+      .regex(new RegExp(RATE_PATTERN), "rate must look like 100/s, 600/m or 1000/h"),
+    burst: nonNegativeInt("burst").optional(),
+    key: z
+      .string()
+      .regex(/^(ip|subject|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, "key must be ip, subject or header:NAME")
+      .optional(),
+    store: z.enum(["memory", "redis"], { error: "store must be memory or redis" }).optional(),
+    maxKeys: positiveInt("maxKeys").optional(),
+  })
+  .strict()
+  .refine((r) => Number(new RegExp(RATE_PATTERN).exec(r.rate)?.[1]) > 0, {
+    path: ["rate"],
+    message: "rate must be more than 0",
+  });
+
+const policy = z
+  .object({ cors: cors.optional(), auth: auth.optional(), rateLimit: rateLimit.optional() })
+  .strict()
+  .refine((p) => p.cors ?? p.auth ?? p.rateLimit, "a policy needs cors, auth or rateLimit");
+
+const sticky = z
+  .object({
+    cookie: z.string({ error: "cookie is required" }).regex(HEADER_NAME_RE, "cookie must be a cookie name"),
+    secret: z.string({ error: "secret is required" }).min(16, "secret must be at least 16 characters"),
+    previousSecrets: z.array(z.string().min(1)).optional(),
+    maxAge: duration("maxAge").optional(),
+  })
+  .strict();
+
+/** An address or CIDR block: 10.0.0.0/8, 192.168.1.7, fd00::/8. */
+export function isCidr(text: string): boolean {
+  const [ip, bits, more] = text.split("/");
+  if (more !== undefined || !ip) return false;
+  const family = isIP(ip);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+const trustedProxies = z.array(
+  z.string().refine(isCidr, "trustedProxies entries must be addresses or CIDR blocks such as 10.0.0.0/8"),
+  { error: "trustedProxies must be a list" },
+);
+
 const upstreamUrl = z
   .string({ error: "url is required" })
   .refine(
@@ -161,6 +359,7 @@ const pool = z
       .array(upstream, { error: "upstreams must be a list" })
       .min(1, "a pool needs at least one upstream"),
     ...poolSettings,
+    sticky: sticky,
   })
   .strict()
   .partial()
@@ -172,6 +371,7 @@ const route = z
     pool: z.string({ error: "pool is required" }),
     stripPrefix: z.boolean().optional(),
     host: z.string().min(1).optional(),
+    policies: z.array(z.string({ error: "policies lists policy names" })).optional(),
   })
   .strict();
 
@@ -190,6 +390,14 @@ export const configSchema = z
   .object({
     listen: listen.optional(),
     shutdownGrace: duration("shutdownGrace").optional(),
+    // Kubernetes removes a terminating pod from its Service's endpoints while SIGTERM is already on its way: keep
+    // serving this long (with /readyz at 503) so requests routed in that window still land (issue 12).
+    drainDelay: duration("drainDelay").optional(),
+    workers: z
+      .union([positiveInt("workers"), z.literal("auto")], {
+        error: 'workers must be a positive integer or "auto"',
+      })
+      .optional(),
     // Also accepted at the top, where nginx users put client_max_body_size: the default for every pool.
     maxBodySize: size.optional(),
     admin: z
@@ -199,6 +407,15 @@ export const configSchema = z
     defaults: z.object(poolSettings).strict().partial().optional(),
     pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "pool names use letters, digits, _ . -"), pool),
     routes: z.array(route).min(1, "at least one route is required"),
+    trustedProxies: trustedProxies.optional(),
+    policies: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "policy names use letters, digits, _ . -"), policy)
+      .optional(),
+    // Processes the gateway runs beside its upstreams, tied to no upstream url (a service that registers itself
+    // through `gateway ports run`, for instance); the same keys as an upstream's `run`.
+    processes: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "process names use letters, digits, _ . -"), run)
+      .optional(),
   })
   .strict()
   .superRefine(
@@ -222,7 +439,18 @@ export const configSchema = z
           } else seen.set(id, i);
         });
       }
+      // The primary serves the admin endpoints; the workers share the main port and serve only routes.
+      const admin = isObject(cfg.admin) ? cfg.admin : {};
+      if ((cfg.workers === "auto" || (typeof cfg.workers === "number" && cfg.workers > 1)) && !admin.listen) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["workers"],
+          message:
+            "workers above 1 needs admin.listen (the primary process serves the admin endpoints there)",
+        });
+      }
       const routes: unknown[] = Array.isArray(cfg.routes) ? cfg.routes : [];
+      const policies: Record<string, unknown> = isObject(cfg.policies) ? cfg.policies : {};
       const routeKeys = new Map<string, number>();
       routes.forEach((r, i) => {
         if (!isObject(r) || typeof r.prefix !== "string" || typeof r.pool !== "string") return;
@@ -239,7 +467,26 @@ export const configSchema = z
             message: `duplicate route "${r.prefix}" (also routes.${first})`,
           });
         } else routeKeys.set(key, i);
+        const names: unknown[] = Array.isArray(r.policies) ? r.policies : [];
+        names.forEach((n, j) => {
+          if (typeof n === "string" && !Object.hasOwn(policies, n))
+            ctx.addIssue({
+              code: "custom",
+              path: ["routes", i, "policies", j],
+              message: `unknown policy "${n}"`,
+            });
+        });
       });
+      const redis = (cfg as Record<string, unknown>).redis;
+      for (const [name, p] of Object.entries(policies)) {
+        const rl = isObject(p) && isObject(p.rateLimit) ? p.rateLimit : undefined;
+        if (rl?.store === "redis" && redis === undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: ["policies", name, "rateLimit", "store"],
+            message: "store: redis needs the top-level redis key",
+          });
+      }
     },
     // By default zod skips this once any other key failed; run it anyway so every error is reported at once.
     { when: (payload) => isObject(payload.value) },

@@ -44,6 +44,12 @@ export interface RunConfig {
   stopGrace: number;
 }
 
+/** A top-level `processes:` entry: a managed process that belongs to no upstream. */
+export interface ProcessConfig {
+  name: string;
+  run: RunConfig;
+}
+
 export interface UpstreamConfig {
   id: string;
   url: string;
@@ -52,9 +58,84 @@ export interface UpstreamConfig {
   run?: RunConfig;
 }
 
+/** Which registry allocations join a pool: by service type or by service name. */
+export type DiscoverConfig = { type: string } | { name: string };
+
+export interface StickyConfig {
+  cookie: string;
+  /** HMAC key of the cookie value; `previousSecrets` are still accepted, so the secret can be rotated. */
+  secret: string;
+  previousSecrets: string[];
+  /** ms; undefined: a session cookie. */
+  maxAge?: number;
+}
+
 export interface PoolConfig extends PoolSettings {
   name: string;
   upstreams: UpstreamConfig[];
+  discover?: DiscoverConfig;
+  sticky?: StickyConfig;
+}
+
+export interface CorsConfig {
+  origins: string[];
+  methods: string[];
+  headers: string[];
+  exposeHeaders: string[];
+  credentials: boolean;
+  /** ms */
+  maxAge: number;
+}
+
+export type JwtAlgorithm =
+  | "HS256"
+  | "HS384"
+  | "HS512"
+  | "RS256"
+  | "RS384"
+  | "RS512"
+  | "PS256"
+  | "PS384"
+  | "PS512"
+  | "ES256"
+  | "ES384"
+  | "ES512"
+  | "EdDSA";
+
+export interface JwtConfig {
+  secret?: string;
+  publicKey?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string | string[];
+  algorithms: JwtAlgorithm[];
+}
+
+export interface AuthConfig {
+  /** Keys by name, as lowercase hex SHA-256 digests: a plain `key` is digested when the config loads. */
+  apiKeys: { name: string; sha256: string }[];
+  jwt?: JwtConfig;
+}
+
+export type RateLimitKey = { kind: "ip" } | { kind: "subject" } | { kind: "header"; name: string };
+
+export interface RateLimitConfig {
+  /** Requests allowed per window. */
+  points: number;
+  /** ms: 1 s, 1 min or 1 h, from the rate's unit. */
+  window: number;
+  burst: number;
+  key: RateLimitKey;
+  store: "memory" | "redis";
+  /** Counters kept in memory at most; beyond, new keys share a few overflow counters. */
+  maxKeys: number;
+}
+
+export interface PolicyConfig {
+  name: string;
+  cors?: CorsConfig;
+  auth?: AuthConfig;
+  rateLimit?: RateLimitConfig;
 }
 
 export interface RouteConfig {
@@ -64,6 +145,8 @@ export interface RouteConfig {
   pool: string;
   stripPrefix: boolean;
   host?: string;
+  /** Names from `policies`, in the order listed. */
+  policies?: string[];
 }
 
 export interface ListenAddress {
@@ -74,9 +157,19 @@ export interface ListenAddress {
 export interface GatewayConfig {
   listen: ListenAddress;
   shutdownGrace: number;
+  /** ms between SIGTERM (readiness already failing) and the drain. */
+  drainDelay: number;
+  /** Processes that serve traffic; 1 is the single process (no cluster). "auto" is resolved to the CPU count. */
+  workers: number;
   admin: { apiKey?: string; listen?: ListenAddress };
   pools: PoolConfig[];
   routes: RouteConfig[];
+  /** Named edge policies. */
+  policies: Map<string, PolicyConfig>;
+  /** Addresses and CIDR blocks whose X-Forwarded-For is believed. */
+  trustedProxies: string[];
+  /** `processes:`, in file order (absent when the file has none). */
+  processes?: ProcessConfig[];
   /** Where it came from: absolute path, sha256 of the file, load time. */
   source: { path: string; hash: string; loadedAt: Date };
 }

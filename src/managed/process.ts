@@ -26,6 +26,8 @@ export interface GuardCommand {
 export interface ProcessSpec {
   pool: string;
   upstream: string;
+  /** Set for a top-level `processes:` entry (pool "" and upstream = this name then): its logs say `process`. */
+  process?: string;
   /** The command as written in gateway.yaml, for logs. */
   command: string;
   argv: string[];
@@ -52,6 +54,13 @@ export interface ProcessDeps {
 }
 
 type State = "waiting" | "starting" | "running" | "backoff" | "exited" | "stopping" | "stopped";
+
+/** What the process's log lines are tagged with: its upstream, or the name of a top-level process. */
+export function logTags(spec: ProcessSpec): Record<string, string> {
+  return spec.process !== undefined
+    ? { process: spec.process }
+    : { pool: spec.pool, upstream: spec.upstream };
+}
 
 /** The delay before restart number `failures + 1` in a row: initial, doubling, capped. */
 export function backoffDelay(failures: number, b: Backoff): number {
@@ -153,7 +162,7 @@ export class ManagedProcess {
 
   private launch(): void {
     const { log, guard: g } = this.deps;
-    const tags = () => ({ pool: this.spec.pool, upstream: this.spec.upstream });
+    const tags = () => logTags(this.spec);
     this.state = "starting";
     this.report = undefined;
     this.pid = null;
@@ -222,8 +231,7 @@ export class ManagedProcess {
     this.pid = null;
     this.lastExit = { code: exit.code, signal: exit.signal, time: new Date().toISOString() };
     const fields = {
-      pool: this.spec.pool,
-      upstream: this.spec.upstream,
+      ...logTags(this.spec),
       pid,
       code: exit.code,
       signal: exit.signal,

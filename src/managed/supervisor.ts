@@ -24,14 +24,18 @@ export interface SupervisorOptions {
   log: Logger;
   metrics: Pick<GatewayMetrics, "managedRestarts">;
   backoff?: Partial<Backoff>;
+  /** The gateway's own admin base URL, handed to every process as GATEWAY_URL (what `gateway ports` reads). */
+  gatewayUrl?: () => string;
 }
 
-/** What one upstream's `run:` asks for, with everything resolved against the config file. */
+/** What one upstream's `run:` (or a top-level `processes:` entry) asks for, resolved against the config file. */
 interface Wanted {
   key: string;
   pool: string;
   upstream: string;
-  url: string;
+  /** The upstream's url; a top-level process has none (nor a port the gateway knows). */
+  url?: string;
+  process?: string;
   run: RunConfig;
   configDir: string;
 }
@@ -98,6 +102,7 @@ export class Supervisor {
       this.entries.delete(key);
       const stop = this.track(entry.proc.stop());
       stops.push(stop);
+      if (entry.wanted.url === undefined) continue;
       const port = portOf(entry.wanted.url);
       stopsByPort.set(port, [...(stopsByPort.get(port) ?? []), stop]);
     }
@@ -112,7 +117,7 @@ export class Supervisor {
         onRestart: (pool, upstream) => this.options.metrics.managedRestarts.inc({ pool, upstream }),
       });
       this.entries.set(key, { proc, wanted: w });
-      proc.start(Promise.all(stopsByPort.get(portOf(w.url)) ?? []));
+      proc.start(Promise.all((w.url !== undefined && stopsByPort.get(portOf(w.url))) || []));
     }
     await Promise.all(stops);
   }
@@ -124,7 +129,7 @@ export class Supervisor {
    */
   async whenListening(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const urls = [...this.entries.values()].map((e) => new URL(e.wanted.url));
+    const urls = [...this.entries.values()].flatMap((e) => (e.wanted.url ? [new URL(e.wanted.url)] : []));
     await Promise.all(
       urls.map(async (u) => {
         // Polling is the only way to learn that another process has bound its port.
@@ -165,6 +170,11 @@ export class Supervisor {
         out.set(key, { key, pool: pool.name, upstream: u.id, url: u.url, run: u.run, configDir });
       }
     }
+    for (const p of config.processes ?? []) {
+      // No pool name holds a NUL, so these keys never meet an upstream's entryKey.
+      const key = `\u0000process\u0000${p.name}`;
+      out.set(key, { key, pool: "", upstream: p.name, process: p.name, run: p.run, configDir });
+    }
     return out;
   }
 
@@ -173,15 +183,17 @@ export class Supervisor {
     // base, as for any child process (PATH, HOME, ...).
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-    Object.assign(env, { PORT: portOf(w.url) }, w.run.env);
+    const gatewayUrl = this.options.gatewayUrl?.();
+    if (gatewayUrl) env.GATEWAY_URL = gatewayUrl;
+    if (w.url !== undefined) env.PORT = portOf(w.url);
+    Object.assign(env, w.run.env);
     let argv: string[];
     try {
       argv = parseCommand(w.run.command, env);
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
       this.options.log.error("managed_error", {
-        pool: w.pool,
-        upstream: w.upstream,
+        ...(w.process !== undefined ? { process: w.process } : { pool: w.pool, upstream: w.upstream }),
         command: w.run.command,
         error: err.message,
       });
@@ -190,6 +202,7 @@ export class Supervisor {
     return {
       pool: w.pool,
       upstream: w.upstream,
+      ...(w.process !== undefined ? { process: w.process } : {}),
       command: w.run.command,
       argv,
       cwd: resolvePath(w.configDir, w.run.cwd),

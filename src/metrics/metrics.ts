@@ -151,6 +151,19 @@ export class GatewayMetrics {
     });
   }
 
+  /**
+   * Drops every series of one upstream (a discovered member that left): discovered ids come and go, and their
+   * series must not pile up for the life of the process.
+   */
+  async removeUpstream(pool: string, upstream: string): Promise<void> {
+    for (const metric of [this.upstreamRequests, this.healthChecks]) {
+      const { values } = await metric.get();
+      for (const v of values) {
+        if (v.labels.pool === pool && v.labels.upstream === upstream) metric.remove(v.labels as never);
+      }
+    }
+  }
+
   /** Gives the state gauges their source; the gateway sets it once its runtime exists. */
   setStateSource(source: () => StateSnapshot): void {
     this.snapshot = source;

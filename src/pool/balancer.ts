@@ -7,6 +7,8 @@ export type Usable = (u: Upstream) => boolean;
 export interface Balancer {
   /** Picks one usable member of `members`, or undefined when none is usable. `clientKey` feeds ip-hash. */
   pick(members: readonly Upstream[], usable: Usable, clientKey: string): Upstream | undefined;
+  /** Drops what the policy remembers of a member that left the pool; the others' state stays. */
+  forget?(u: Upstream): void;
 }
 
 /**
@@ -32,6 +34,10 @@ export class SmoothWeightedRoundRobin implements Balancer {
     }
     if (best) this.current.set(best, bestWeight - total);
     return best;
+  }
+
+  forget(u: Upstream): void {
+    this.current.delete(u);
   }
 }
 

@@ -26,15 +26,17 @@ export function tierName(t: Tier): "primary" | "backup" | "none" {
 export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
   readonly name: string;
   readonly settings: PoolSettings;
-  readonly upstreams: readonly Upstream[];
-  readonly primaries: readonly Upstream[];
-  readonly backups: readonly Upstream[];
+  // Mutable since members join and leave (the registry); replaced, never spliced, so a pick or a describe that
+  // holds the old array finishes on a consistent list.
+  private members: readonly Upstream[];
+  private primaryList: readonly Upstream[];
+  private backupList: readonly Upstream[];
   private readonly primaryBalancer: Balancer;
   private readonly backupBalancer: Balancer;
   private currentTier: Tier;
   private failbackAt: number | undefined;
   private failbackTimer: NodeJS.Timeout | undefined;
-  private readonly unsubscribe: (() => void)[] = [];
+  private readonly unsubscribe = new Map<Upstream, () => void>();
   private closed = false;
   private held = false;
   private readonly now: () => number;
@@ -53,14 +55,64 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
     super();
     this.name = name;
     this.settings = settings;
-    this.upstreams = upstreams;
-    this.primaries = upstreams.filter((u) => !u.backup);
-    this.backups = upstreams.filter((u) => u.backup);
+    this.members = [...upstreams];
+    this.primaryList = upstreams.filter((u) => !u.backup);
+    this.backupList = upstreams.filter((u) => u.backup);
     this.primaryBalancer = createBalancer(settings.balance);
     this.backupBalancer = createBalancer(settings.balance);
     this.now = now;
     this.currentTier = tier ?? this.wantedTier();
-    for (const u of upstreams) this.unsubscribe.push(u.onChange(() => this.update()));
+    for (const u of upstreams)
+      this.unsubscribe.set(
+        u,
+        u.onChange(() => this.update()),
+      );
+  }
+
+  get upstreams(): readonly Upstream[] {
+    return this.members;
+  }
+
+  get primaries(): readonly Upstream[] {
+    return this.primaryList;
+  }
+
+  get backups(): readonly Upstream[] {
+    return this.backupList;
+  }
+
+  /**
+   * A member joins without rebuilding the pool: the tier, the failback dwell and the balancer's memory of the
+   * other members stay. Its availability decides whether the tier moves (through `update`, as for a health change).
+   */
+  add(u: Upstream): void {
+    if (this.closed || this.unsubscribe.has(u)) return;
+    this.members = [...this.members, u];
+    if (u.backup) this.backupList = [...this.backupList, u];
+    else this.primaryList = [...this.primaryList, u];
+    this.unsubscribe.set(
+      u,
+      u.onChange(() => this.update()),
+    );
+    this.update();
+  }
+
+  /**
+   * A member leaves: no new request picks it from now on. Requests already on it hold their own reference and
+   * finish; closing its connections once they have is the caller's (the pool owns no sockets).
+   */
+  remove(u: Upstream): boolean {
+    const off = this.unsubscribe.get(u);
+    if (!off) return false;
+    off();
+    this.unsubscribe.delete(u);
+    this.members = this.members.filter((x) => x !== u);
+    this.primaryList = this.primaryList.filter((x) => x !== u);
+    this.backupList = this.backupList.filter((x) => x !== u);
+    this.primaryBalancer.forget?.(u);
+    this.backupBalancer.forget?.(u);
+    this.update();
+    return true;
   }
 
   get tier(): Tier {
@@ -166,8 +218,8 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
   close(): void {
     this.closed = true;
     this.cancelFailback();
-    for (const off of this.unsubscribe) off();
-    this.unsubscribe.length = 0;
+    for (const off of this.unsubscribe.values()) off();
+    this.unsubscribe.clear();
     this.removeAllListeners();
   }
 }

@@ -21,6 +21,16 @@ export interface UpstreamSpec {
   backup: boolean;
 }
 
+export interface UpstreamOptions {
+  /** Joined through the registry rather than written in gateway.yaml. */
+  discovered?: boolean;
+  /**
+   * "unknown" health counts as out until the first passing check (Envoy's cluster warming): a discovered service
+   * may register before it listens. Static upstreams are assumed usable at boot so a gateway serves at once.
+   */
+  warmUp?: boolean;
+}
+
 /**
  * An upstream as pools see it. Active checks write health through `setStatus` (the one-method seam), the
  * breaker is consulted live, operators drain it. Selection only asks `available()`.
@@ -38,14 +48,22 @@ export class Upstream {
   /** Attempts sent here since the gateway started (the dashboard derives a rate from it). */
   requests = 0;
   breaker: BreakerView | undefined;
+  readonly discovered: boolean;
+  private readonly warmUp: boolean;
   private readonly listeners = new Set<() => void>();
 
-  constructor(spec: UpstreamSpec, breaker?: BreakerView) {
+  constructor(spec: UpstreamSpec, breaker?: BreakerView, options: UpstreamOptions = {}) {
     this.id = spec.id;
     this.url = new URL(spec.url);
     this.weight = spec.weight;
     this.backup = spec.backup;
     this.breaker = breaker;
+    this.discovered = options.discovered ?? false;
+    this.warmUp = options.warmUp ?? false;
+  }
+
+  private healthOk(): boolean {
+    return this.health === "healthy" || (this.health === "unknown" && !this.warmUp);
   }
 
   /** Takes new weight, backup flag and id from a reloaded config; the state stays. */
@@ -57,12 +75,12 @@ export class Upstream {
 
   /** True when a new request may be sent here now (a half-open breaker allows its one trial). */
   available(): boolean {
-    return this.health !== "unhealthy" && !this.drained && (this.breaker?.allowsRequest() ?? true);
+    return this.healthOk() && !this.drained && (this.breaker?.allowsRequest() ?? true);
   }
 
   /** Counts for the pool's tier: like `available()`, but a half-open breaker counts as in (its trial is pending). */
   inService(): boolean {
-    return this.health !== "unhealthy" && !this.drained && this.breaker?.state() !== "open";
+    return this.healthOk() && !this.drained && this.breaker?.state() !== "open";
   }
 
   /** The health-check seam. Returns whether the health state changed. */
@@ -87,6 +105,7 @@ export class Upstream {
   reason(): string {
     if (this.drained) return "drained by operator";
     if (this.health === "unhealthy") return this.healthReason;
+    if (!this.healthOk()) return "waiting for its first passing health check";
     return this.breaker?.reason() ?? "";
   }
 

@@ -13,6 +13,7 @@ import { newExchange, recordExchange, retryAfterSeconds, type Exchange } from ".
 import { UpstreamError, type AttemptOutcome, type Forwarder } from "./forward.ts";
 import { clientAddress, prepareUpstreamHeaders } from "./headers.ts";
 
+const CLIMBS_OUT = "Bad request path: it leaves the route's prefix once %2F or %5C is decoded.";
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
 export interface HandlerDeps {
@@ -84,6 +85,7 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     if (!target.ok) return this.fail(res, ex, "bad_request", `Bad request path: ${target.reason}.`);
     const match = rt.router.match(req.headers.host, target.path);
     if (!match) return this.fail(res, ex, "no_route");
+    if (match.climbsOut) return this.fail(res, ex, "bad_request", CLIMBS_OUT);
     const pr = rt.pools.get(match.route.pool)!;
     ex.route = match.route.id;
     ex.pool = pr.pool.name;

@@ -3,12 +3,15 @@ import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { TLSSocket } from "node:tls";
 
-// RFC 9110 §7.6.1 plus the de-facto ones (reply-from's list). `transfer-encoding` is left to Node, which frames
-// the outgoing body itself; `te: trailers` is the one TE value worth passing.
+// RFC 9110 §7.6.1 plus the de-facto ones (reply-from's list) and RFC 2616's `proxy-authenticate`, which Go's
+// ReverseProxy drops too: a challenge for a proxy between the upstream and us must not reach the client.
+// `transfer-encoding` is left to Node, which frames the outgoing body itself; `te: trailers` is the one TE value
+// worth passing.
 const HOP_BY_HOP = [
   "connection",
   "keep-alive",
   "proxy-connection",
+  "proxy-authenticate",
   "proxy-authorization",
   "te",
   "trailer",
@@ -27,8 +30,9 @@ function listedInConnection(headers: IncomingHttpHeaders): string[] {
 
 /** Removes hop-by-hop headers from a header object in place (both the fixed list and names listed in Connection). */
 export function stripHopByHop(headers: IncomingHttpHeaders, keepTrailersTe = false): void {
-  for (const name of listedInConnection(headers)) delete headers[name];
+  // Read before the Connection-listed names go: RFC 9110 §10.1.4 has a sender of TE list it in Connection too.
   const te = headers.te;
+  for (const name of listedInConnection(headers)) delete headers[name];
   for (const name of HOP_BY_HOP) delete headers[name];
   if (keepTrailersTe && typeof te === "string" && /(^|,)\s*trailers\s*(,|$)/i.test(te))
     headers.te = "trailers";

@@ -33,6 +33,7 @@ export class UpgradeHandler {
     if (!target.ok) return refuse("bad_request");
     const match = rt.router.match(req.headers.host, target.path);
     if (!match) return refuse("no_route");
+    if (match.climbsOut) return refuse("bad_request");
     const pr = rt.pools.get(match.route.pool)!;
     ex.route = match.route.id;
     ex.pool = pr.pool.name;

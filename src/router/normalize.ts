@@ -1,4 +1,5 @@
-// Owns request-target normalization: origin/absolute-form parsing, unreserved percent-decoding, dot-segment removal.
+// Owns request-target normalization: origin/absolute-form parsing, unreserved percent-decoding, dot-segment removal,
+// and the check that encoded slashes cannot climb once an upstream decodes them.
 
 export type NormalizeResult = { ok: true; path: string; query: string } | { ok: false; reason: string };
 
@@ -21,6 +22,7 @@ const HEX_UPPER = "0123456789ABCDEF";
 export function normalizeTarget(target: string): NormalizeResult {
   let start = 0;
   if (target.charCodeAt(0) !== SLASH) {
+    if (target === "*") return bad("asterisk-form (*) is only for OPTIONS");
     start = absoluteFormPathStart(target);
     if (start < 0)
       return bad("request-target must be origin-form (/path) or absolute-form (http://host/path)");
@@ -67,6 +69,7 @@ export function normalizeTarget(target: string): NormalizeResult {
   // Dot segments are resolved after decoding, so `%2e%2e` cannot smuggle a `..` past the router.
   const path = removeDotSegments(decoded);
   if (path === undefined) return bad("path climbs above the root");
+  if (encodedSlashesClimb(path, 0)) return bad("path climbs above the root once %2F or %5C is decoded");
   return { ok: true, path, query };
 }
 
@@ -159,6 +162,37 @@ function removeDotSegments(path: string): string | undefined {
   }
   const joined = "/" + out.join("/");
   return trailingSlash && out.length > 0 ? joined + "/" : joined;
+}
+
+const ENCODED_SLASH = /%2F|%5C/gi;
+const HAS_ENCODED_SLASH = /%2F|%5C/i;
+
+/**
+ * Whether a normalized path, read by an upstream that decodes `%2F` and `%5C` as separators (many do: PHP, some
+ * Java containers, anything built on a WHATWG URL parser for `\`), would climb above its first `keep` segments:
+ * `/app/..%2F..%2Fetc` stays below `/app/` here, but lands on `/etc` there. `keep` 0 means above `/`.
+ */
+export function encodedSlashesClimb(path: string, keep: number): boolean {
+  if (path.indexOf("%") < 0) return false;
+  if (!HAS_ENCODED_SLASH.test(path)) return false;
+  const parts = path.replace(ENCODED_SLASH, "/").split("/");
+  let depth = 0;
+  for (let k = 1; k < parts.length; k++) {
+    const seg = parts[k]!;
+    if (seg === "..") {
+      if (depth <= keep) return true;
+      depth--;
+    } else if (seg !== ".") {
+      depth++;
+    }
+  }
+  return false;
+}
+
+/** How many segments a route prefix spans: `/` 0, `/app` and `/app/` 1 (encoded slashes count as separators). */
+export function prefixDepth(prefix: string): number {
+  const parts = prefix.replace(ENCODED_SLASH, "/").split("/");
+  return parts.length - 1 - (parts.at(-1) === "" ? 1 : 0);
 }
 
 function hasDotSegment(path: string): boolean {

@@ -1,10 +1,16 @@
 // Owns route lookup: longest whole-segment prefix per host, then host-less, and the path sent upstream.
 import type { RouteConfig } from "../config/types.ts";
+import { encodedSlashesClimb, prefixDepth } from "./normalize.ts";
 
 export interface RouteMatch {
   route: RouteConfig;
   /** The normalized path the upstream receives: minus the prefix with `stripPrefix`, always starting with `/`. */
   upstreamPath: string;
+  /**
+   * True when the path leaves the route's prefix once `%2F`/`%5C` are decoded (`/app/..%2F..%2Fetc`): the
+   * contract answers it 400, since the upstream would serve what lies outside the prefix.
+   */
+  climbsOut: boolean;
 }
 
 const SLASH = 0x2f;
@@ -174,7 +180,8 @@ export class Router {
     }
     route ??= this.anyHost.find(path, count);
     if (route === undefined) return undefined;
-    return { route, upstreamPath: route.stripPrefix ? stripPrefix(route.prefix, path) : path };
+    const climbsOut = encodedSlashesClimb(path, prefixDepth(route.prefix));
+    return { route, upstreamPath: route.stripPrefix ? stripPrefix(route.prefix, path) : path, climbsOut };
   }
 }
 

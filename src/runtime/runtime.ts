@@ -2,7 +2,7 @@
 // I/O, and the hand-over of upstream state from the runtime of the previous config on reload.
 import { isDeepStrictEqual } from "node:util";
 import { UpstreamBreaker, type BreakerChange } from "../breaker/breaker.ts";
-import type { GatewayConfig, UpstreamConfig } from "../config/types.ts";
+import type { GatewayConfig, HealthCheckSettings, UpstreamConfig } from "../config/types.ts";
 import { HealthChecker, type HealthChange, type ProbeResult } from "../health/checker.ts";
 import { Pool, type FailoverEvent } from "../pool/pool.ts";
 import { Upstream } from "../pool/upstream.ts";
@@ -18,6 +18,19 @@ export interface UpstreamEntry {
   readonly upstream: Upstream;
   breaker: UpstreamBreaker;
   checker: HealthChecker;
+  /** Set for a member that joined through the registry (`discover`); absent for gateway.yaml's upstreams. */
+  discovered?: DiscoveredMember;
+}
+
+/** A registry allocation as a member of one pool: what the registry hands the runtime. */
+export interface DiscoveredMember {
+  /** `NAME@HOST:PORT`, the member's upstream id. */
+  id: string;
+  url: string;
+  weight: number;
+  /** The allocation's own `health_path`; the pool's check path otherwise. */
+  healthPath?: string;
+  allocationId: string;
 }
 
 export interface PoolRuntime {
@@ -34,10 +47,21 @@ export interface RuntimeObserver {
   healthChange(entry: UpstreamEntry, change: HealthChange): void;
   breakerChange(entry: UpstreamEntry, change: BreakerChange): void;
   failover(event: FailoverEvent): void;
+  /** A discovered member left its pool: close its connections and drop its series once its requests finish. */
+  memberLeft?(entry: UpstreamEntry): void;
 }
 
 export function entryKey(pool: string, url: string): string {
   return `${pool}\u0000${url}`;
+}
+
+// Discovered members are keyed by their id, not their url: a port may change hands between two services.
+function memberKey(pool: string, id: string): string {
+  return `${pool}\u0000@${id}`;
+}
+
+function memberHealth(settings: HealthCheckSettings, m: DiscoveredMember): HealthCheckSettings {
+  return m.healthPath ? { ...settings, path: m.healthPath } : settings;
 }
 
 export class Runtime {
@@ -69,6 +93,16 @@ export class Runtime {
         this.entries.set(key, entry);
         return entry;
       });
+      // Discovered members carry over like health does; the registry then reconciles them with the new `discover`.
+      if (pc.discover && previous) {
+        for (const old of previous.pools.get(pc.name)?.entries ?? []) {
+          if (!old.discovered) continue;
+          const settings = memberHealth(pc.healthCheck, old.discovered);
+          const entry = this.carry(old, old.spec, pc.breaker, settings, previous);
+          this.entries.set(entry.key, entry);
+          entries.push(entry);
+        }
+      }
       const before = previous?.pools.get(pc.name)?.pool.tier;
       const pool = new Pool(
         pc.name,
@@ -93,11 +127,23 @@ export class Runtime {
     pool: string,
     spec: UpstreamConfig,
     pc: GatewayConfig["pools"][number],
+    discovered?: DiscoveredMember,
   ): UpstreamEntry {
     const breaker = new UpstreamBreaker(pc.breaker);
-    const upstream = new Upstream(spec, breaker);
-    const checker = new HealthChecker(upstream.url, pc.healthCheck, upstream);
-    const entry: UpstreamEntry = { key, pool, spec, upstream, breaker, checker };
+    const health = discovered ? memberHealth(pc.healthCheck, discovered) : pc.healthCheck;
+    // With checks off nothing would ever warm a discovered member up, so it is taken as it comes.
+    const options = discovered ? { discovered: true, warmUp: health.enabled } : {};
+    const upstream = new Upstream(spec, breaker, options);
+    const checker = new HealthChecker(upstream.url, health, upstream);
+    const entry: UpstreamEntry = {
+      key,
+      pool,
+      spec,
+      upstream,
+      breaker,
+      checker,
+      ...(discovered ? { discovered } : {}),
+    };
     this.wireBreaker(entry);
     this.wireChecker(entry);
     return entry;
@@ -177,12 +223,64 @@ export class Runtime {
     await Promise.all(enabled.map((e) => e.checker.runOnce()));
   }
 
-  /** True when every route's pool has an upstream available. Lists the routes that have none. */
+  /**
+   * Makes `members` the discovered members of pool `name`: new ones join (unavailable until their first passing
+   * check, which runs at once once the runtime has started), missing ones leave (drained, then handed to
+   * `memberLeft`), kept ones take a new weight. Nothing else in the pool is touched.
+   */
+  syncDiscovered(name: string, members: readonly DiscoveredMember[]): void {
+    const pr = this.pools.get(name);
+    if (!pr || this.retired) return;
+    const pc = this.config.pools.find((p) => p.name === name)!;
+    const wanted = new Map(members.map((m) => [memberKey(name, m.id), m]));
+    for (const e of [...pr.entries]) {
+      if (!e.discovered) continue;
+      const m = wanted.get(e.key);
+      if (m && m.url === e.spec.url && m.healthPath === e.discovered.healthPath) {
+        wanted.delete(e.key);
+        if (m.weight !== e.spec.weight) {
+          e.spec = { ...e.spec, weight: m.weight };
+          e.upstream.update(e.spec);
+        }
+        e.discovered = m;
+        continue;
+      }
+      this.leave(pr, e);
+    }
+    for (const [key, m] of wanted) {
+      const spec: UpstreamConfig = { id: m.id, url: m.url, weight: m.weight, backup: false };
+      const entry = this.create(key, name, spec, pc, m);
+      this.entries.set(key, entry);
+      pr.entries.push(entry);
+      pr.byUpstream.set(entry.upstream, entry);
+      pr.pool.add(entry.upstream);
+      if (this.starting && !this.retired) {
+        if (entry.checker.settings.enabled) void entry.checker.runOnce().then(() => entry.checker.start());
+      }
+    }
+  }
+
+  private leave(pr: PoolRuntime, e: UpstreamEntry): void {
+    pr.pool.remove(e.upstream);
+    pr.entries.splice(pr.entries.indexOf(e), 1);
+    // byUpstream keeps it: a request still on it may report a refused connection to its (stopped) checker.
+    this.entries.delete(e.key);
+    e.checker.stop();
+    e.breaker.shutdown();
+    this.observer.memberLeft?.(e);
+  }
+
+  /**
+   * True when every route's pool has an upstream available. Lists the routes that have none. A pool with no
+   * upstream of its own in gateway.yaml (only discovered ones) never holds readiness back: registrants may have to
+   * reach this gateway through a load balancer that routes only to ready instances.
+   */
   routesWithoutUpstream(): string[] {
     return this.config.routes
       .filter((r) => {
         const p = this.pools.get(r.pool);
-        return !p || p.pool.tier === -1;
+        if (!p) return true;
+        return p.pool.tier === -1 && p.entries.some((e) => !e.discovered);
       })
       .map((r) => r.id);
   }

@@ -178,6 +178,12 @@ tr.up-row.bad { background: var(--bad-bg); }
 
     var role = cell("Role");
     role.appendChild(badge(u.backup ? "backup" : "primary", "plain"));
+    if (u.discovered) {
+      var disc = badge("discovered", "plain");
+      disc.setAttribute("data-discovered", "true");
+      disc.title = "joined through the registry";
+      role.appendChild(disc);
+    }
     tr.appendChild(role);
 
     tr.appendChild(cell("Weight", "num")).textContent = String(u.weight);

@@ -10,6 +10,7 @@ import { GatewayMetrics } from "../metrics/metrics.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
+import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
 import { UpgradeHandler } from "../proxy/upgrade.ts";
 import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
@@ -96,7 +97,11 @@ export class Gateway {
     this.log = options.log ?? createLogger();
     this.metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     this.metrics.setStateSource(() => metricsSnapshot(this.rt));
-    this.supervisor = new Supervisor({ log: this.log, metrics: this.metrics });
+    this.supervisor = new Supervisor({
+      log: this.log,
+      metrics: this.metrics,
+      gatewayUrl: () => this.adminUrl,
+    });
     const deps = { runtime: () => this.rt, forwarder: this.forwarder, metrics: this.metrics, log: this.log };
     this.handler = new ProxyHandler(deps);
     this.upgrades = new UpgradeHandler(deps);
@@ -112,6 +117,7 @@ export class Gateway {
     // cut by headersTimeout, and upstream deadlines are the pool's.
     this.server = http.createServer({ requestTimeout: 0 }, (req, res) => {
       if (!this.adminServer && isGatewayPath(req.url ?? "")) return void admin(req, res);
+      if (isServerOptions(req)) return answerServerOptions(deps, req, res);
       this.handler.handle(req, res);
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
@@ -119,6 +125,9 @@ export class Gateway {
       socket.once("close", () => this.tunnels.delete(socket));
       this.upgrades.handle(req, socket, head);
     });
+    this.server.on("connect", (req: http.IncomingMessage, socket: Socket) =>
+      refuseConnect(deps, req, socket),
+    );
     this.server.on("clientError", (_err, socket) => {
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
       else socket.destroy();
@@ -246,6 +255,7 @@ export class Gateway {
         log.warn("failover", { pool: ev.pool, from: tierName(ev.from), to, reason: ev.reason });
         if (to !== "none") metrics.failovers.inc({ pool: ev.pool, to });
       },
+      memberLeft: (e) => this.releaseWhenIdle(e, () => void metrics.removeUpstream(e.pool, e.upstream.id)),
     };
   }
 
@@ -312,7 +322,13 @@ export class Gateway {
     const next = new Runtime(config, this.observer(), old);
     const removed = old.retire();
     this.rt = next;
-    for (const e of removed) this.releaseWhenIdle(e);
+    for (const e of removed) {
+      const { metrics } = this;
+      this.releaseWhenIdle(
+        e,
+        e.discovered ? () => void metrics.removeUpstream(e.pool, e.upstream.id) : undefined,
+      );
+    }
     void next.start();
     // Not awaited: stopping a replaced process may take its stopGrace, and the reload is done without it.
     if (!this.stopping) void this.supervisor.sync(config);
@@ -324,13 +340,17 @@ export class Gateway {
   }
 
   // A removed upstream's pooled connections close once its last request has finished.
-  private releaseWhenIdle(e: UpstreamEntry): void {
+  private releaseWhenIdle(e: UpstreamEntry, then?: () => void): void {
     const u = e.upstream;
-    if (u.inFlight === 0) return this.forwarder.releaseAgent(u);
+    const release = () => {
+      this.forwarder.releaseAgent(u);
+      then?.();
+    };
+    if (u.inFlight === 0) return release();
     const timer = setInterval(() => {
       if (u.inFlight > 0 && !this.stopping) return;
       clearInterval(timer);
-      this.forwarder.releaseAgent(u);
+      release();
     }, 250);
     timer.unref();
   }
@@ -342,6 +362,13 @@ export class Gateway {
   }
 
   private async doStop(): Promise<void> {
+    // `stopping` is set: /readyz already answers 503. Load balancers (a Kubernetes Service) take a moment to notice,
+    // so traffic is still served for drainDelay before the listeners close (shutdownGrace counts from then).
+    const delay = this.rt.config.drainDelay;
+    if (delay > 0) {
+      this.log.info("drain_delay", { delayMs: delay, inflight: this.handler.inflight });
+      await new Promise((r) => setTimeout(r, delay));
+    }
     const grace = this.rt.config.shutdownGrace;
     this.log.info("shutdown_started", { inflight: this.handler.inflight, graceMs: grace });
     this.watcher?.close();

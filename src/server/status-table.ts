@@ -41,7 +41,7 @@ export function formatStatusTable(report: StatusReport): string {
         u.id,
         u.url,
         String(u.weight),
-        u.backup ? "backup" : "primary",
+        (u.backup ? "backup" : "primary") + (u.discovered ? " (discovered)" : ""),
         u.health,
         u.breaker,
         u.drained ? "yes" : "no",

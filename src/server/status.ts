@@ -9,6 +9,8 @@ export interface UpstreamStatus {
   url: string;
   weight: number;
   backup: boolean;
+  /** Joined through the registry (`discover`), not written in gateway.yaml. */
+  discovered: boolean;
   health: "unknown" | "healthy" | "unhealthy";
   available: boolean;
   breaker: "closed" | "open" | "half_open";
@@ -88,6 +90,7 @@ export function statusReport(
           url: spec.url,
           weight: u.weight,
           backup: u.backup,
+          discovered: u.discovered,
           health: u.health,
           available: u.available(),
           breaker: u.breaker?.state() ?? "closed",

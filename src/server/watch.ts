@@ -17,6 +17,12 @@ export interface ConfigWatcherOptions {
   log: Logger;
   /** Quiet time after the last event before the file is read (editors write in several steps). Default 200 ms. */
   debounceMs?: number;
+  /**
+   * The file is also read this often whatever the events say (default 15 s): inotify misses changes on some mounts
+   * (network and overlay filesystems), and a ConfigMap's `..data` swap has been reported as a plain write
+   * (configmap-reload#190). The hash check makes an unchanged read cost one small file read.
+   */
+  pollMs?: number;
 }
 
 /**
@@ -28,6 +34,7 @@ export class ConfigWatcher {
   private readonly name: string;
   private readonly path: string;
   private timer: NodeJS.Timeout | undefined;
+  private readonly poll: NodeJS.Timeout;
   private checking = false;
   private again = false;
   private closed = false;
@@ -44,6 +51,8 @@ export class ConfigWatcher {
       // The directory went away or became unreadable: SIGHUP and POST /admin/reload still work.
       options.log.warn("config_watch_error", { file: this.path, error: err.message });
     });
+    this.poll = setInterval(() => void this.check(), options.pollMs ?? 15_000);
+    this.poll.unref();
   }
 
   // Kubernetes swaps a mounted ConfigMap by renaming its `..data` symlink, so the file itself never shows up in an
@@ -109,6 +118,7 @@ export class ConfigWatcher {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+    clearInterval(this.poll);
     this.watcher.close();
   }
 }

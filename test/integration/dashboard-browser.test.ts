@@ -211,6 +211,7 @@ void test(
       url: `http://127.0.0.1:1/${id}`,
       weight: 1,
       backup: false,
+      discovered: false,
       health: "healthy",
       available: true,
       breaker: "closed",

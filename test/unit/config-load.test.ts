@@ -80,7 +80,7 @@ void test("the bundled gateway.yaml loads", async () => {
   );
   assert.deepEqual(
     c.routes.find((r) => r.prefix === "/api/weather/"),
-    { id: "/api/weather/", prefix: "/api/weather/", pool: "weather", stripPrefix: true },
+    { id: "/api/weather/", prefix: "/api/weather/", pool: "weather", stripPrefix: true, policies: [] },
   );
 });
 
@@ -520,4 +520,52 @@ routes: [{ prefix: /, pool: a }]
   const c = loadConfigText(text, "gw.yaml", {});
   assert.equal(pool(c, "a").maxBodySize, 1024 * 1024);
   assert.equal(pool(c, "b").maxBodySize, 10 * 1024);
+});
+
+void test("a YAML tag outside the core schema is an error at the tag, not a silently dropped tag", () => {
+  const core =
+    "only the core schema's tags are allowed (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq)";
+  const text = yaml(
+    "admin:",
+    "  apiKey: !env GATEWAY_ADMIN_KEY",
+    "shutdownGrace: !!timestamp 2001-12-14",
+    "defaults:",
+    "  healthCheck: !custom",
+    "    path: /x",
+    "pools:",
+    "  a: { upstreams: [{ url: http://h:1, weight: !!binary aGVsbG8= }] }",
+    "routes:",
+    "  - { prefix: /, pool: a }",
+  );
+  assert.deepEqual(errors(text, { GATEWAY_ADMIN_KEY: "secret" }), [
+    `gw.yaml:2:11: admin.apiKey: unknown YAML tag !env: ${core}; for an environment variable write "\${NAME}"`,
+    `gw.yaml:3:16: shutdownGrace: unknown YAML tag !!timestamp: ${core}`,
+    `gw.yaml:5:16: defaults.healthCheck: unknown YAML tag !custom: ${core}`,
+    `gw.yaml:8:47: pools.a.upstreams.0.weight: unknown YAML tag !!binary: ${core}`,
+  ]);
+  assert.deepEqual(errors(minimal("    retries: !!int two")), [
+    "gw.yaml:3:14: pools.a.retries: the value does not fit its tag !!int",
+  ]);
+});
+
+void test("the core schema's tags and the non-specific ! are honoured", () => {
+  const c = load(
+    yaml(
+      "listen: !!str 127.0.0.1:9000",
+      "shutdownGrace: ! 5s",
+      "pools: !!map",
+      "  a:",
+      "    retries: !!int 3",
+      "    breaker: { errorThresholdPercentage: !!float 25.5, failureStatuses: !!seq [502] }",
+      "    upstreams:",
+      "      - { url: http://h:1, backup: !!bool false }",
+      "admin: { apiKey: !!null }",
+      "routes:",
+      "  - { prefix: /, pool: a }",
+    ),
+  );
+  assert.deepEqual(c.listen, { host: "127.0.0.1", port: 9000 });
+  assert.equal(c.shutdownGrace, 5_000);
+  assert.equal(pool(c, "a").retries, 3);
+  assert.equal(pool(c, "a").breaker.errorThresholdPercentage, 25.5);
 });

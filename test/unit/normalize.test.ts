@@ -1,7 +1,7 @@
 // Unit tests for normalizeTarget: request-target forms, unreserved decoding, dot segments, climbing, query.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { normalizeTarget } from "../../src/router/normalize.ts";
+import { encodedSlashesClimb, normalizeTarget, prefixDepth } from "../../src/router/normalize.ts";
 
 const accepted: [target: string, path: string, query: string][] = [
   // plain origin-form, untouched
@@ -38,6 +38,9 @@ const accepted: [target: string, path: string, query: string][] = [
   ["/a/b/%2e%2E/c", "/a/c", ""],
   ["/a/b/.%2e", "/a/", ""],
   ["/a%2f..", "/a%2F..", ""],
+  ["/a%2f..%2fb", "/a%2F..%2Fb", ""],
+  ["/a/b%5C..%5C..%5Cc", "/a/b%5C..%5C..%5Cc", ""],
+  ["/%2F%2F..", "/%2F%2F..", ""],
   ["/a/%2e%2e%2f", "/a/..%2F", ""],
   // query kept untouched
   ["/a?x=1", "/a", "x=1"],
@@ -84,6 +87,14 @@ const rejected: [target: string, why: string][] = [
   ["/%g1", "non-hex first digit"],
   ["/%1g?x", "non-hex second digit before a query"],
   ["/a#frag", "fragment"],
+  // encoded slashes that climb above `/` once an upstream decodes them
+  ["/..%2f..%2fetc/passwd", "encoded slashes climb from the root"],
+  ["/..%2F", "dot-dot before an encoded slash"],
+  ["/a%2f..%2f..%2fb", "climbs past the root inside one segment"],
+  ["/a/b%2F..%2F..%2F..%2Fc", "climbs past the root across segments"],
+  ["/..%5Cwindows", "encoded backslash"],
+  ["/..\\windows", "raw backslash, sent as %5C"],
+  ["/%2e%2e%2fx", "everything encoded"],
 ];
 
 for (const [target, why] of rejected) {
@@ -108,4 +119,25 @@ test("a backslash is sent as %5C, so no parser downstream can read it as a separ
     query: "",
   });
   assert.deepEqual(normalizeTarget("/a\\b?x=\\"), { ok: true, path: "/a%5Cb", query: "x=\\" });
+});
+
+void test("encodedSlashesClimb counts segments as an upstream that decodes %2F and %5C would", () => {
+  assert.equal(encodedSlashesClimb("/app/x", 1), false);
+  assert.equal(encodedSlashesClimb("/app/x%2F..%2Fy", 1), false);
+  assert.equal(encodedSlashesClimb("/app/x%2F..%2F..%2Fy", 1), true);
+  assert.equal(encodedSlashesClimb("/app/..%2F..%2Fetc/passwd", 1), true);
+  assert.equal(encodedSlashesClimb("/app/..%2f", 1), true);
+  assert.equal(encodedSlashesClimb("/app/.%2F.%2Fx", 1), false);
+  assert.equal(encodedSlashesClimb("/a/b/c%2F..%2F..%2Fd", 1), false);
+  assert.equal(encodedSlashesClimb("/a/b/c%2F..%2F..%2Fd", 2), true);
+  // without an encoded slash the path is already resolved, whatever it holds
+  assert.equal(encodedSlashesClimb("/a/%25/..x", 5), false);
+});
+
+void test("prefixDepth counts the segments a prefix spans", () => {
+  assert.equal(prefixDepth("/"), 0);
+  assert.equal(prefixDepth("/app"), 1);
+  assert.equal(prefixDepth("/app/"), 1);
+  assert.equal(prefixDepth("/api/pdf/v2/"), 3);
+  assert.equal(prefixDepth("/a%2Fb/"), 2);
 });

@@ -183,3 +183,27 @@ void test("match returns the route object it was given", () => {
   const r = route("/x", "p");
   assert.equal(new Router([r]).match(undefined, "/x")?.route, r);
 });
+
+void test("a path that leaves its route's prefix once %2F or %5C is decoded is flagged", () => {
+  const router = new Router([
+    route("/app/", "app"),
+    route("/svc", "svc", { strip: true }),
+    route("/a/b/", "ab"),
+    route("/", "root"),
+  ]);
+  const climbs = (path: string) => router.match(undefined, path)?.climbsOut;
+  // out of /app/ (the issue's examples)
+  assert.equal(climbs("/app/..%2F..%2Fetc/passwd"), true);
+  assert.equal(climbs("/app/x%2F..%2F..%2Fy"), true);
+  assert.equal(climbs("/app/..%5Cadmin"), true);
+  assert.equal(climbs("/svc/..%2Fother"), true);
+  assert.equal(climbs("/a/b/..%2Fc"), true);
+  // climbing inside the prefix is allowed, and an encoded slash alone is data
+  assert.equal(climbs("/app/x%2F..%2Fy"), false);
+  assert.equal(climbs("/a/b/c%2F..%2Fd"), false);
+  assert.equal(climbs("/app/a%2Fb"), false);
+  assert.equal(climbs("/svc/x"), false);
+  // the root route: only climbing above `/` counts
+  assert.equal(climbs("/x/..%2Fy"), false);
+  assert.equal(climbs("/x%2F..%2F..%2Fy"), true);
+});
