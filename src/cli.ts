@@ -6,7 +6,7 @@ import { registerAdminCommands } from "./cli/admin.ts";
 import { envHelp } from "./cli/help.ts";
 import { registerPortsCommands } from "./cli/ports.ts";
 import { printableConfig } from "./cli/print-config.ts";
-import { ConfigError, formatIssue, loadConfigFile, summarize } from "./config/load.ts";
+import { ConfigError, formatIssue, loadConfigFileWithWarnings, summarize } from "./config/load.ts";
 import { createLogger, parseLogLevel, type LogFormat } from "./log/log.ts";
 import { Gateway, ListenError } from "./server/gateway.ts";
 
@@ -90,7 +90,12 @@ async function writePidFile(path: string, gw: Gateway): Promise<void> {
 
 async function check(file: string | undefined, opts: { config?: string; print?: boolean }): Promise<void> {
   try {
-    const config = await loadConfigFile(configPath(opts.config ?? file), process.env);
+    const { config, warnings } = await loadConfigFileWithWarnings(
+      configPath(opts.config ?? file),
+      process.env,
+    );
+    // Warnings go to stderr and do not fail the check: the file is valid, but maybe not what was meant.
+    for (const w of warnings) process.stderr.write(`${formatIssue(w)}\n`);
     process.stdout.write(opts.print ? printableConfig(config) : `${summarize(config)}\n`);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

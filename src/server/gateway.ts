@@ -7,13 +7,21 @@ import type { GatewayConfig, ListenAddress } from "../config/types.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { Supervisor } from "../managed/supervisor.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
+import { PolicySet } from "../policy/chain.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
 import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
 import { UpgradeHandler } from "../proxy/upgrade.ts";
-import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
+import { Registry, type MembershipSink } from "../registry/registry.ts";
+import {
+  Runtime,
+  type PolicyCompiler,
+  type RuntimeObserver,
+  type UpstreamEntry,
+} from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
+import { createRegistryApi, isRegistryPath } from "./registry-api.ts";
 import { diffConfigs } from "./diff.ts";
 import {
   metricsSnapshot,
@@ -32,6 +40,8 @@ export interface GatewayOptions {
   defaultMetrics?: boolean;
   /** Reload when the config file changes on disk. Off unless asked for (the CLI asks), so tests choose. */
   watch?: boolean;
+  /** Builds each route's policy steps once per config (proxy/phases.ts); tests may pass their own. */
+  policies?: PolicyCompiler;
 }
 
 export type ReloadTrigger = "api" | "signal" | "watch";
@@ -92,6 +102,11 @@ export class Gateway {
   private watcher: ConfigWatcher | undefined;
   /** The last rejected reload, shown by /admin/status until a good reload (or the file back in sync) clears it. */
   private lastConfigError: ConfigErrorReport | null = null;
+  /** The service registry, when gateway.yaml has a `registry` section. */
+  registry: Registry | undefined;
+  private readonly registryApi: ReturnType<typeof createRegistryApi>;
+  /** The edge policies of the config in force (their state carries over reloads). */
+  private policySet: PolicySet | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
     this.log = options.log ?? createLogger();
@@ -113,9 +128,16 @@ export class Gateway {
       reload: (trigger) => this.reload(trigger),
       setDrained: (pool, id, drained) => this.setDrained(pool, id, drained),
     });
+    this.registryApi = createRegistryApi({
+      registry: () => this.registry,
+      registryKey: () => this.rt.config.registry?.apiKey,
+      adminKey: () => this.rt.config.admin.apiKey,
+    });
     // No whole-request deadline (Node's default is 5 min): a large upload may take longer. Slow headers are still
     // cut by headersTimeout, and upstream deadlines are the pool's.
     this.server = http.createServer({ requestTimeout: 0 }, (req, res) => {
+      if (!this.adminServer && this.registry && isRegistryPath(req.url ?? ""))
+        return this.registryApi(req, res);
       if (!this.adminServer && isGatewayPath(req.url ?? "")) return void admin(req, res);
       if (isServerOptions(req)) return answerServerOptions(deps, req, res);
       this.handler.handle(req, res);
@@ -139,17 +161,23 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = await loadConfigFile(options.configPath, options.env ?? process.env);
     const gw = new Gateway(options);
-    gw.rt = new Runtime(config, gw.observer());
+    gw.rt = new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config));
     gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     await listen(gw.server, config.listen);
     if (config.admin.listen) {
       const app = gw.adminApp;
-      gw.adminServer = http.createServer((req, res) => void app(req, res));
+      gw.adminServer = http.createServer((req, res) => {
+        if (gw.registry && isRegistryPath(req.url ?? "")) return gw.registryApi(req, res);
+        void app(req, res);
+      });
       await listen(gw.adminServer, config.admin.listen).catch((err: unknown) => {
         gw.server.close();
         throw err;
       });
     }
+    // After listening (the allocator needs the actual ports) and before the first health round, so members that
+    // the store already holds are checked in that round.
+    if (config.registry) await gw.startRegistry(config);
     // Only once listening worked: a gateway that failed to start must not leave processes behind.
     await gw.supervisor.sync(config);
     if (options.watch) {
@@ -205,6 +233,32 @@ export class Gateway {
     return this.booting;
   }
 
+  private membership(): MembershipSink {
+    return {
+      syncDiscovered: (pool, members) => this.rt.syncDiscovered(pool, members),
+      memberHealth: (pool, id) =>
+        this.rt.pools.get(pool)?.entries.find((e) => e.discovered && e.upstream.id === id)?.upstream.health,
+    };
+  }
+
+  private async startRegistry(config: GatewayConfig): Promise<void> {
+    const sink = this.membership();
+    const registry = new Registry(config, {
+      log: this.log,
+      metrics: this.metrics,
+      sink: () => sink,
+      listeners: () =>
+        [
+          { host: config.listen.host, server: this.server },
+          ...(this.adminServer && config.admin.listen
+            ? [{ host: config.admin.listen.host, server: this.adminServer }]
+            : []),
+        ].map((l) => ({ host: l.host, port: portOf(l.server) })),
+    });
+    this.registry = registry;
+    await registry.start();
+  }
+
   get config(): GatewayConfig {
     return this.rt.config;
   }
@@ -221,6 +275,23 @@ export class Gateway {
   /** Base URL of the admin listener, or the main one when there is none. */
   get adminUrl(): string {
     return this.adminServer ? `http://127.0.0.1:${portOf(this.adminServer)}` : this.url;
+  }
+
+  /**
+   * The edge policies of a config, compiled per route. Policies that did not change keep their state (rate-limit
+   * counters, JWKS, verified tokens) from the previous config's set.
+   */
+  private policiesFor(config: GatewayConfig): PolicyCompiler {
+    const set = new PolicySet(
+      config,
+      {
+        log: this.log,
+        rejected: (route, policy, reason) => this.metrics.policyRejections.inc({ route, policy, reason }),
+      },
+      this.policySet,
+    );
+    this.policySet = set;
+    return (route) => set.compile(route);
   }
 
   private observer(): RuntimeObserver {
@@ -277,7 +348,7 @@ export class Gateway {
 
   /** Runs one health round of every upstream now (the hook tests use instead of waiting for the interval). */
   async runHealthRound(): Promise<void> {
-    await this.rt.runHealthRound();
+    await Promise.all([this.rt.runHealthRound(), this.registry?.runHealthRound()]);
     this.firstRoundDone = true;
   }
 
@@ -319,9 +390,11 @@ export class Gateway {
     }
     const old = this.rt;
     const changes = diffConfigs(old.config, config);
-    const next = new Runtime(config, this.observer(), old);
+    const next = new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config));
     const removed = old.retire();
     this.rt = next;
+    const warnings = await this.reconfigureRegistry(config);
+    changes.warnings.push(...warnings);
     for (const e of removed) {
       const { metrics } = this;
       this.releaseWhenIdle(
@@ -337,6 +410,22 @@ export class Gateway {
     this.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     this.log.info("config_reload", { trigger, file: config.source.path, hash: config.source.hash, changes });
     return { ok: true, hash: config.source.hash, changes };
+  }
+
+  private async reconfigureRegistry(config: GatewayConfig): Promise<string[]> {
+    if (this.registry && config.registry) return this.registry.configure(config);
+    if (!this.registry && config.registry) {
+      await this.startRegistry(config);
+      return [];
+    }
+    if (this.registry && !config.registry) {
+      const old = this.registry;
+      this.registry = undefined;
+      this.metrics.setRegistrySource(undefined);
+      await old.close();
+      return ["the registry section was removed: its API is gone and its allocations are forgotten"];
+    }
+    return [];
   }
 
   // A removed upstream's pooled connections close once its last request has finished.
@@ -388,6 +477,7 @@ export class Gateway {
     this.adminServer?.closeAllConnections();
     for (const s of this.tunnels) s.destroy();
     await closed;
+    await this.registry?.close();
     this.rt.stop();
     this.forwarder.close();
     // Last: requests that were still finishing needed their upstreams.
