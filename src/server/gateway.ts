@@ -116,6 +116,8 @@ export class Gateway {
       log: this.log,
       metrics: this.metrics,
       gatewayUrl: () => this.adminUrl,
+      // A port taken by another process: the upstream goes out now, not after its next checks.
+      onBlocked: (key) => void this.rt.entries.get(key)?.checker.runOnce(),
     });
     const deps = { runtime: () => this.rt, forwarder: this.forwarder, metrics: this.metrics, log: this.log };
     this.handler = new ProxyHandler(deps);
@@ -161,7 +163,9 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = await loadConfigFile(options.configPath, options.env ?? process.env);
     const gw = new Gateway(options);
-    gw.rt = new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config));
+    gw.rt = gw.gated(
+      new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config)),
+    );
     gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     await listen(gw.server, config.listen);
     if (config.admin.listen) {
@@ -207,6 +211,12 @@ export class Gateway {
         gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
       });
     return gw;
+  }
+
+  /** A managed upstream whose port another process holds is out, whatever that process answers to checks. */
+  private gated(rt: Runtime): Runtime {
+    for (const e of rt.entries.values()) e.checker.gate = () => this.supervisor.blocked(e.key);
+    return rt;
   }
 
   /** The line a person starting the gateway reads first: where to send traffic, the dashboard and the metrics. */
@@ -390,7 +400,9 @@ export class Gateway {
     }
     const old = this.rt;
     const changes = diffConfigs(old.config, config);
-    const next = new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config));
+    const next = this.gated(
+      new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config)),
+    );
     const removed = old.retire();
     this.rt = next;
     const warnings = await this.reconfigureRegistry(config);
