@@ -145,6 +145,8 @@ export class Gateway {
       log: this.log,
       metrics: this.metrics,
       gatewayUrl: () => this.adminUrl,
+      // A port taken by another process: the upstream goes out now, not after its next checks.
+      onBlocked: (key) => void this.rt.entries.get(key)?.checker.runOnce(),
     });
     const deps = { runtime: () => this.rt, forwarder: this.forwarder, metrics: this.metrics, log: this.log };
     this.handler = new ProxyHandler(deps);
@@ -192,7 +194,9 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = options.config ?? (await loadConfigFile(options.configPath, options.env ?? process.env));
     const gw = new Gateway(options);
-    gw.rt = new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config));
+    gw.rt = gw.gated(
+      new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config)),
+    );
     options.cluster?.prepare?.(gw.rt);
     gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     if (gw.role !== "primary") await listen(gw.server, config.listen);
@@ -251,17 +255,21 @@ export class Gateway {
     return gw;
   }
 
+  /** A managed upstream whose port another process holds is out, whatever that process answers to checks. */
+  private gated(rt: Runtime): Runtime {
+    for (const e of rt.entries.values()) e.checker.gate = () => this.supervisor.blocked(e.key);
+    return rt;
+  }
+
   /** The line a person starting the gateway reads first: where to send traffic, the dashboard and the metrics. */
   private bootLine(): string {
     const at = (server: http.Server, addr: ListenAddress) => {
       // A wildcard address is not a place to browse to; loopback on the same port is.
       const wild = addr.host === "0.0.0.0" || addr.host === "::";
       const host = wild ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
-      return {
-        shown: `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${portOf(server)}`,
-        host,
-        port: portOf(server),
-      };
+      // A cluster primary leaves the main port to its workers: the configured port is where they listen.
+      const port = portOf(server) || addr.port;
+      return { shown: `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${port}`, host, port };
     };
     const main = at(this.server, this.config.listen);
     const admin =
@@ -462,7 +470,9 @@ export class Gateway {
   async swapIn(config: GatewayConfig, trigger: ReloadTrigger): Promise<ReloadResult> {
     const old = this.rt;
     const changes = diffConfigs(old.config, config);
-    const next = new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config));
+    const next = this.gated(
+      new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config)),
+    );
     this.options.cluster?.prepare?.(next);
     const removed = old.retire();
     this.rt = next;
