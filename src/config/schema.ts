@@ -574,6 +574,25 @@ export const configSchema = z
             });
         });
       });
+      // The registry API has its own key: an auth policy there is a config error (contract, "Edge policies").
+      const regPolicies: unknown[] =
+        isObject(cfg.registry) && Array.isArray(cfg.registry.policies) ? cfg.registry.policies : [];
+      regPolicies.forEach((n, j) => {
+        if (typeof n !== "string") return;
+        const p = policies[n];
+        if (!Object.hasOwn(policies, n))
+          ctx.addIssue({
+            code: "custom",
+            path: ["registry", "policies", j],
+            message: `unknown policy "${n}"`,
+          });
+        else if (isObject(p) && p.auth !== undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: ["registry", "policies", j],
+            message: `policy "${n}" has auth; the registry API takes cors and rateLimit only (it has its own key)`,
+          });
+      });
       const redis = (cfg as Record<string, unknown>).redis;
       for (const [name, p] of Object.entries(policies)) {
         const rl = isObject(p) && isObject(p.rateLimit) ? p.rateLimit : undefined;

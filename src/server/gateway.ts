@@ -7,9 +7,11 @@ import type { GatewayConfig, ListenAddress } from "../config/types.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { Supervisor } from "../managed/supervisor.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
-import { PolicySet } from "../policy/chain.ts";
+import { PolicySet, type HeaderBag, type PolicyExchange } from "../policy/chain.ts";
+import { clientAddressOf } from "../policy/client-address.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
+import { sendError } from "../proxy/errors.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
 import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
 import { UpgradeHandler } from "../proxy/upgrade.ts";
@@ -21,7 +23,7 @@ import {
   type UpstreamEntry,
 } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
-import { createRegistryApi, isRegistryPath } from "./registry-api.ts";
+import { createRegistryApi, isRegistryPath, type RegistryRequestHook } from "./registry-api.ts";
 import { diffConfigs } from "./diff.ts";
 import {
   metricsSnapshot,
@@ -163,6 +165,7 @@ export class Gateway {
       registry: () => this.registry,
       registryKey: () => this.rt.config.registry?.apiKey,
       adminKey: () => this.rt.config.admin.apiKey,
+      hook: () => this.registryPolicies(),
     });
     // No whole-request deadline (Node's default is 5 min): a large upload may take longer. Slow headers are still
     // cut by headersTimeout, and upstream deadlines are the pool's.
@@ -347,6 +350,50 @@ export class Gateway {
     );
     this.policySet = set;
     return (route) => set.compile(route);
+  }
+
+  /**
+   * `registry.policies` (CORS, rate limits) on the registry API, run before its key check so a preflight needs no
+   * key. Answers the request itself (a preflight, a 429) or sets the policies' headers on the coming answer.
+   */
+  private registryPolicies(): RegistryRequestHook | undefined {
+    const names = this.rt.config.registry?.policies;
+    const set = this.policySet;
+    if (!names?.length || !set) return undefined;
+    const chain = set.chain("registry", names);
+    const request = chain.request;
+    if (chain.empty || !request) return undefined;
+    return async (req, res, requestId) => {
+      const ex: PolicyExchange = {
+        req,
+        client: clientAddressOf(req.socket.remoteAddress ?? "", req.headers["x-forwarded-for"], set.trusted),
+        subject: undefined,
+        target: undefined,
+        policyState: undefined,
+        dropUpstreamHeader: () => {},
+      };
+      const answer = await request(ex);
+      const headers: HeaderBag = {};
+      chain.response?.(ex, answer && "status" in answer ? answer.status : 200, headers);
+      const flat = (bag: HeaderBag) =>
+        Object.fromEntries(
+          Object.entries(bag).flatMap(([k, v]) =>
+            v === undefined ? [] : [[k, Array.isArray(v) ? v.join(", ") : String(v)]],
+          ),
+        );
+      if (!answer) {
+        for (const [k, v] of Object.entries(flat(headers))) res.setHeader(k, v);
+        return false;
+      }
+      if ("error" in answer) {
+        const all = { ...flat(headers), ...flat(answer.headers) };
+        sendError(res, answer.error, requestId, { message: answer.message, headers: all });
+      } else {
+        res.writeHead(answer.status, { ...flat(headers), ...flat(answer.headers) });
+        res.end();
+      }
+      return true;
+    };
   }
 
   private observer(): RuntimeObserver {
