@@ -138,8 +138,9 @@ function config(store: string, redis: TestRedis | undefined, prefix: string, sta
 shutdownGrace: 1s
 ${redis ? `redis: { url: "${redis.url}", keyPrefix: ${prefix} }\n` : ""}registry:
   store: ${store}
-  ttl: 60s
-  deregisterAfter: 5m
+  # Long leases: the members send no heartbeats while the throughput rounds run.
+  ttl: 10m
+  deregisterAfter: 30m
   types:
     bench: 20000-29999
     prop: 30000-30999
