@@ -92,10 +92,11 @@ export function resolveConfig(
       ...(adminListen !== undefined ? { listen: parseListen(adminListen, "127.0.0.1") } : {}),
     },
     pools: Object.entries(raw.pools).map(([name, p]) => {
-      const { upstreams = [], sticky, discover, ...settings } = p;
+      const { upstreams = [], discover, sticky, ...settings } = p;
       return {
         name,
         ...mergeSettings(defaults, settings),
+        ...(discover ? { discover } : {}),
         ...(sticky
           ? {
               sticky: {
@@ -106,7 +107,6 @@ export function resolveConfig(
               },
             }
           : {}),
-        ...(discover ? { discover } : {}),
         upstreams: upstreams.map((u) => ({
           id: u.id ?? defaultUpstreamId(u.url),
           url: u.url,
@@ -122,7 +122,7 @@ export function resolveConfig(
       pool: r.pool,
       stripPrefix: r.stripPrefix ?? false,
       ...(r.host ? { host: r.host.toLowerCase() } : {}),
-      policies: r.policies ?? [],
+      ...(r.policies?.length ? { policies: r.policies } : {}),
     })),
     policies: new Map(Object.entries(raw.policies ?? {}).map(([name, p]) => [name, resolvePolicy(name, p)])),
     trustedProxies: raw.trustedProxies ?? [...DEFAULTS.trustedProxies],

@@ -48,10 +48,22 @@ export const DEFAULTS = {
   registryWeight: 1,
 } as const;
 
+/**
+ * On only while the loader parses a valid file a second time to collect warnings (parsing is synchronous, so it
+ * never leaks into another parse): a bare integer from 1 to 999 in any duration field then fails with
+ * BARE_DURATION, which brings back its key path. `interval: 5` is 5 ms, which is rarely what was meant.
+ */
+export const bareDurationCheck = { on: false };
+export const BARE_DURATION = "\u0000bare-duration";
+
 const duration = (what: string) =>
   z.union(
     [
-      z.number().int().nonnegative(),
+      z
+        .number()
+        .int()
+        .nonnegative()
+        .refine((v) => !bareDurationCheck.on || v === 0 || v >= 1000, BARE_DURATION),
       z
         .string()
         .regex(new RegExp(DURATION_PATTERN), `${what} must be a duration such as 250ms, 5s or 1m`)
@@ -62,6 +74,13 @@ const duration = (what: string) =>
 
 /** A duration that must be more than zero: a 0 ms timeout fails every request, a 0 ms interval spins. */
 const positiveDuration = (what: string) => duration(what).refine((v) => v > 0, `${what} must be more than 0`);
+
+/** A floor for what would spin: `interval: 5` (5 ms) gave 1,350 health checks a second. */
+const minDuration = (what: string, min: number) =>
+  duration(what).refine(
+    (v) => v >= min,
+    `${what} must be at least ${min}ms (a bare number means milliseconds; write 5s for seconds)`,
+  );
 
 const size = z.union(
   [
@@ -99,8 +118,8 @@ const healthCheck = z
   .object({
     enabled: z.boolean(),
     path: z.string().startsWith("/", "path must start with /"),
-    interval: positiveDuration("interval"),
-    timeout: positiveDuration("timeout"),
+    interval: minDuration("interval", 100),
+    timeout: minDuration("timeout", 10),
     healthyThreshold: positiveInt("healthyThreshold"),
     unhealthyThreshold: positiveInt("unhealthyThreshold"),
     expectStatus: statusRanges,
@@ -515,7 +534,10 @@ export const configSchema = z
       }
       // The primary serves the admin endpoints; the workers share the main port and serve only routes.
       const admin = isObject(cfg.admin) ? cfg.admin : {};
-      if ((cfg.workers === "auto" || (typeof cfg.workers === "number" && cfg.workers > 1)) && !admin.listen) {
+      if (
+        (cfg.workers === "auto" || (typeof cfg.workers === "number" && cfg.workers > 1)) &&
+        admin.listen === undefined
+      ) {
         ctx.addIssue({
           code: "custom",
           path: ["workers"],
