@@ -37,7 +37,7 @@ const { values: opts } = parseArgs({
 
 if (opts.upstreams !== undefined) await serveUpstreams(Number(opts.upstreams));
 else {
-  installCleanup(20 * 60_000, opts.keep);
+  installCleanup(40 * 60_000, opts.keep);
   await main();
   process.exit(0);
 }
@@ -393,11 +393,6 @@ async function benchStore(store: string): Promise<Figures> {
 }
 
 async function main(): Promise<void> {
-  const results: Figures[] = [];
-  for (const store of opts.stores.split(",")) {
-    console.error(`bench: ${store} store...`);
-    results.push(await benchStore(store));
-  }
   const f = (n: number, d = 0) =>
     n.toLocaleString("en", { minimumFractionDigits: d, maximumFractionDigits: d });
   const head = [
@@ -414,7 +409,7 @@ async function main(): Promise<void> {
     "CPU µs/req static",
     "discovered",
   ];
-  const rows = results.map((r) => [
+  const row = (r: Figures) => [
     r.store,
     f(r.allocsPerSec),
     f(r.hbP50, 2),
@@ -427,9 +422,13 @@ async function main(): Promise<void> {
     `${f((100 * r.discoveredRps) / r.staticRps, 1)} %${r.failed ? ` (${r.failed} failed!)` : ""}`,
     f(r.staticCpu),
     f(r.discoveredCpu),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+  ];
+  // Each store's row as soon as it is measured: on a loaded machine a later store may hit the time limit.
+  console.log(head.join(" | "));
+  for (const store of opts.stores.split(",")) {
+    console.error(`bench: ${store} store...`);
+    console.log(row(await benchStore(store)).join(" | "));
+  }
   console.log(
     `\n${opts.allocs} allocations at concurrency ${opts.concurrency}; ${opts.heartbeats} sequential heartbeats; ` +
       `${opts.samples} route samples (50 ms health interval, 1 pass); ${opts.rounds} ABBA rounds of ${opts.amount} ` +
@@ -437,7 +436,7 @@ async function main(): Promise<void> {
   );
   console.log("targets: alloc/s >= 2,000 on redis; route p99 < 1,000 ms; discovered >= 98 % of static");
   console.log(
-    `load average while it ran: ${loadavg()
+    `load average at the end: ${loadavg()
       .map((x) => x.toFixed(1))
       .join(" ")}`,
   );
