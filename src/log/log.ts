@@ -139,8 +139,25 @@ export function createLogger(options: { level?: LogLevel; stream?: Writable } = 
       }),
     ],
   });
-  const write = (level: LogLevel) => (msg: string, fields?: LogFields) => {
-    w.log(level, msg, fields);
+  const write = (level: LogLevel) => {
+    const enabled = w.isLevelEnabled(level);
+    return (msg: string, fields?: LogFields) => {
+      // The line straight into the batch, without winston's stream pipeline (a Transform per logger, ~6 µs on
+      // every access line): same record, same sorted keys, same bytes. Anything flatJson cannot write, and a
+      // field named like one of the line's own keys, still goes through winston.
+      if (
+        enabled &&
+        fields &&
+        fields.level === undefined &&
+        fields.msg === undefined &&
+        fields.time === undefined &&
+        fields.message === undefined
+      ) {
+        const line = flatJson({ ...fields, level, msg, time: new Date().toISOString() });
+        if (line !== undefined) return stream.add(`${line}${EOL}`);
+      }
+      w.log(level, msg, fields);
+    };
   };
   return {
     error: write("error"),
