@@ -13,6 +13,12 @@ export interface StateSnapshot {
   }[];
 }
 
+/** What the registry gauges read at scrape time (absent while no registry is configured). */
+export interface RegistryMetricsSnapshot {
+  storeUp: boolean;
+  types: { type: string; active: number; expired: number; capacity: number }[];
+}
+
 // Proxy latencies: from a 1 ms cache hit to the 30 s default response timeout.
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -76,6 +82,7 @@ class RequestSeries {
 export class GatewayMetrics {
   readonly registry = new Registry();
   private snapshot: () => StateSnapshot = () => ({ pools: [] });
+  private registrySnapshot: (() => RegistryMetricsSnapshot) | undefined;
 
   readonly requests = new Counter({
     name: "gateway_requests_total",
@@ -145,6 +152,20 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly registryOps = new Counter({
+    name: "gateway_registry_operations_total",
+    help: "Registry operations, by op (allocate, heartbeat, release, expire, remove) and result (ok, error).",
+    labelNames: ["op", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly policyRejections = new Counter({
+    name: "gateway_policy_rejections_total",
+    help: "Requests a route's policy refused, by policy name and reason (unauthorized, rate_limited).",
+    labelNames: ["route", "policy", "reason"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
@@ -195,6 +216,49 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const p of read().pools) this.set({ pool: p.name }, p.tier);
+      },
+    });
+    this.registryGauges();
+  }
+
+  /** Gives the registry gauges their source; set when a registry is configured. */
+  setRegistrySource(source: (() => RegistryMetricsSnapshot) | undefined): void {
+    this.registrySnapshot = source;
+  }
+
+  private registryGauges(): void {
+    const read = () => this.registrySnapshot?.();
+    new Gauge({
+      name: "gateway_registry_allocations",
+      help: "Registry allocations, by the type they asked for and their lease status.",
+      labelNames: ["type", "status"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of read()?.types ?? []) {
+          this.set({ type: t.type, status: "active" }, t.active);
+          this.set({ type: t.type, status: "expired" }, t.expired);
+        }
+      },
+    });
+    new Gauge({
+      name: "gateway_registry_capacity",
+      help: "Ports of each registry type's range, minus the reserved ones.",
+      labelNames: ["type"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of read()?.types ?? []) if (t.capacity > 0) this.set({ type: t.type }, t.capacity);
+      },
+    });
+    new Gauge({
+      name: "gateway_registry_store_up",
+      help: "1 when the registry store answers, else 0.",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const s = read();
+        if (s) this.set(s.storeUp ? 1 : 0);
       },
     });
   }

@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { TLSSocket } from "node:tls";
+import { clientAddressOf, type TrustedProxies } from "../policy/client-address.ts";
 import type { HeaderBag } from "./phases.ts";
 
 // RFC 9110 §7.6.1 plus the de-facto ones (reply-from's list) and RFC 2616's `proxy-authenticate`, which Go's
@@ -55,11 +56,12 @@ export function requestIdOf(req: IncomingMessage): string {
 }
 
 /**
- * The client's address: the one function the access log's `client`, the rate-limit key and ip-hash read. Today the
- * peer's address; trustedProxies (X-Forwarded-For from a trusted peer) plugs in here.
+ * The client's address: the one function the access log's `client`, the rate-limit key and ip-hash read. The
+ * peer's address, or behind `trustedProxies` the right-most X-Forwarded-For hop that is not one of them.
  */
-export function clientAddress(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? "";
+export function clientAddress(req: IncomingMessage, trusted?: TrustedProxies): string {
+  const peer = req.socket.remoteAddress ?? "";
+  return trusted ? clientAddressOf(peer, req.headers["x-forwarded-for"], trusted) : peer;
 }
 
 /** What the exchange asks of the upstream headers beyond the fixed rules (policies: subject, dropped names). */

@@ -70,7 +70,7 @@ export abstract class Exchange implements PolicyExchange, ExchangeRecord {
     const rawUrl = req.url ?? "";
     const q = rawUrl.indexOf("?");
     this.path = q < 0 ? rawUrl : rawUrl.slice(0, q);
-    this.client = clientAddress(req);
+    this.client = clientAddress(req, deps.runtime().trusted);
   }
 
   /** Continues once routed and past the request phase, with a pool that has something available. */

@@ -8,6 +8,7 @@ import { Pool, type FailoverEvent } from "../pool/pool.ts";
 import { Upstream } from "../pool/upstream.ts";
 import { RetryBudget } from "../pool/retry-budget.ts";
 import { Router } from "../router/router.ts";
+import { TrustedProxies } from "../policy/client-address.ts";
 // Types only: the seam's shape (proxy/phases.ts); the runtime holds each route's compiled steps, never runs them.
 import type { RoutePolicies } from "../proxy/phases.ts";
 
@@ -79,6 +80,8 @@ function memberHealth(settings: HealthCheckSettings, m: DiscoveredMember): Healt
 
 export class Runtime {
   readonly router: Router;
+  /** `trustedProxies`, compiled: who may name the client in X-Forwarded-For. */
+  readonly trusted: TrustedProxies;
   readonly pools = new Map<string, PoolRuntime>();
   /** Each route's pool and policies, keyed by the route object the router returns (no lookup by name). */
   readonly routes = new Map<RouteConfig, RouteRuntime>();
@@ -99,6 +102,7 @@ export class Runtime {
     compile: PolicyCompiler = () => undefined,
   ) {
     this.router = new Router(config.routes);
+    this.trusted = new TrustedProxies(config.trustedProxies);
     for (const pc of config.pools) {
       const entries = pc.upstreams.map((spec) => {
         const key = entryKey(pc.name, spec.url);
