@@ -14,9 +14,10 @@ import {
   type Document,
 } from "yaml";
 import type { z } from "zod";
+import { findIndentIssue } from "./indentation.ts";
 import { interpolate, keyName, type Env } from "./interpolate.ts";
 import { resolveConfig } from "./resolve.ts";
-import { configSchema } from "./schema.ts";
+import { BARE_DURATION, bareDurationCheck, configSchema } from "./schema.ts";
 import { tagIssues } from "./tags.ts";
 import type { GatewayConfig } from "./types.ts";
 
@@ -42,11 +43,28 @@ export class ConfigError extends Error {
   }
 }
 
+export interface LoadedConfig {
+  config: GatewayConfig;
+  /** What `gateway check` warns about in a valid file; each message starts with `warning: `. */
+  warnings: ConfigIssue[];
+}
+
 export function loadConfigText(text: string, file: string, env: Env = process.env): GatewayConfig {
+  return loadConfigTextWithWarnings(text, file, env).config;
+}
+
+export function loadConfigTextWithWarnings(text: string, file: string, env: Env = process.env): LoadedConfig {
   return load(text, file, env, { path: file, hash: sha256(Buffer.from(text, "utf8")), loadedAt: new Date() });
 }
 
 export async function loadConfigFile(file: string, env: Env = process.env): Promise<GatewayConfig> {
+  return (await loadConfigFileWithWarnings(file, env)).config;
+}
+
+export async function loadConfigFileWithWarnings(
+  file: string,
+  env: Env = process.env,
+): Promise<LoadedConfig> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -68,7 +86,7 @@ export function summarize(c: GatewayConfig): string {
 type Path = readonly PropertyKey[];
 type ZodIssue = z.core.$ZodIssue;
 
-function load(text: string, file: string, env: Env, source: GatewayConfig["source"]): GatewayConfig {
+function load(text: string, file: string, env: Env, source: GatewayConfig["source"]): LoadedConfig {
   const lineCounter = new LineCounter();
   // resolveKnownTags off: a YAML 1.1 tag such as !!binary or !!timestamp is then unknown, as the contract wants.
   const doc = parseDocument(text, {
@@ -96,6 +114,20 @@ function load(text: string, file: string, env: Env, source: GatewayConfig["sourc
     // The parser's recovery after a real syntax error mostly reports its own confusion, so only the first of
     // those is kept; duplicate keys do not derail it and are all reported.
     const firstSyntax = doc.errors.findIndex((e) => e.code !== "DUPLICATE_KEY");
+    const first = issues[firstSyntax];
+    // An indentation mistake confuses the parser into a message about the line above and a garbled key path;
+    // the line-structure reader names the offending line and its parent instead.
+    if (first && INDENT_CODES.has(doc.errors[firstSyntax]!.code)) {
+      const found = findIndentIssue(text);
+      if (found && Math.abs(found.line - first.line) <= 1) {
+        Object.assign(first, {
+          line: found.line,
+          col: found.col,
+          path: found.path.join("."),
+          message: found.message,
+        });
+      }
+    }
     throw configError(issues.filter((_, n) => n === firstSyntax || doc.errors[n]?.code === "DUPLICATE_KEY"));
   }
   if (doc.contents === null)
@@ -116,11 +148,27 @@ function load(text: string, file: string, env: Env, source: GatewayConfig["sourc
   }
 
   const parsed = configSchema.safeParse(data, { error: () => DEFAULT_MESSAGE });
-  if (parsed.success && issues.length === 0) return resolveConfig(parsed.data, source, env);
+  if (parsed.success && issues.length === 0) {
+    const config = resolveConfig(parsed.data, source, env);
+    const warnings = bareDurations(data).map((path): ConfigIssue => {
+      const value = String(valueAt(data, path));
+      return issue(
+        locate(doc, path).offset,
+        path,
+        `warning: a bare ${value} means ${value} milliseconds; did you mean ${value}s? (write ${value}ms to keep it)`,
+      );
+    });
+    return { config, warnings: warnings.sort((a, b) => a.line - b.line || a.col - b.col) };
+  }
 
   // An unresolved variable already explains whatever zod says about that value.
   const explained = (path: Path) => envIssues.some((e) => startsWith(path, e.path));
+  // One mistake, one error: `listen: 80o2` fails both the format and the port range, but only the first is news.
+  const reported = new Set<string>();
   for (const zi of parsed.error?.issues ?? []) {
+    const key = zi.path.map(String).join(".");
+    if (zi.code !== "unrecognized_keys" && reported.has(key)) continue;
+    reported.add(key);
     if (zi.code === "unrecognized_keys") {
       for (const key of zi.keys) {
         const path = [...zi.path, key];
@@ -134,6 +182,41 @@ function load(text: string, file: string, env: Env, source: GatewayConfig["sourc
   }
   throw configError(issues);
 }
+
+/** Key paths of the bare integers from 1 to 999 in duration fields, found by a second parse that flags them. */
+function bareDurations(data: unknown): Path[] {
+  bareDurationCheck.on = true;
+  let result;
+  try {
+    result = configSchema.safeParse(data);
+  } finally {
+    bareDurationCheck.on = false;
+  }
+  const found: Path[] = [];
+  const collect = (list: readonly ZodIssue[], base: Path) => {
+    for (const zi of list) {
+      const path = [...base, ...zi.path];
+      if (zi.message === BARE_DURATION) found.push(path);
+      else if (zi.code === "invalid_union") for (const branch of zi.errors) collect(branch, path);
+    }
+  };
+  collect(result.error?.issues ?? [], []);
+  return found;
+}
+
+function valueAt(data: unknown, path: Path): unknown {
+  return path.reduce<unknown>(
+    (v, key) => (typeof v === "object" && v !== null ? (v as never)[key] : undefined),
+    data,
+  );
+}
+
+const INDENT_CODES = new Set([
+  "BAD_INDENT",
+  "BLOCK_AS_IMPLICIT_KEY",
+  "MULTILINE_IMPLICIT_KEY",
+  "MISSING_CHAR",
+]);
 
 /** Marks messages zod would write generically, so they can be phrased with the key's name instead. */
 const DEFAULT_MESSAGE = "\u0000default";

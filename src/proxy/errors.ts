@@ -11,12 +11,16 @@ export const GATEWAY_ERRORS = {
     message: "No admin API key is set, so this endpoint answers loopback clients only.",
   },
   no_route: { status: 404, message: "No route matches this request." },
+  not_found: { status: 404, message: "No such allocation or service in the registry." },
+  port_unavailable: { status: 409, message: "The required preferred port is taken." },
+  range_exhausted: { status: 409, message: "No free port in the type's range, nor in its fallback." },
   // The rest of an over-large body is never read, so the connection cannot carry another request after it.
   payload_too_large: { status: 413, message: "The request body is larger than maxBodySize.", close: true },
   rate_limited: { status: 429, message: "Too many requests: a rate limit of this route is exceeded." },
   bad_gateway: { status: 502, message: "The upstream failed and retries are spent." },
   no_upstream: { status: 503, message: "No upstream is available in this pool." },
   upstream_timeout: { status: 504, message: "The upstream sent no response headers in time." },
+  store_unavailable: { status: 503, message: "The registry store is unreachable; try again shortly." },
 } as const;
 
 export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;

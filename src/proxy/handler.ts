@@ -5,8 +5,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Upstream, Verdict } from "../pool/upstream.ts";
 import { BodyTooLargeError, RequestBody } from "./body.ts";
 import { writeAnswer } from "./errors.ts";
-import { UpstreamError, type AttemptOutcome } from "./forward.ts";
-import { prepareUpstreamHeaders } from "./headers.ts";
+import { UpstreamError, type AttemptOutcome, type HttpAttempt } from "./forward.ts";
+import { upstreamRequestHeaders } from "./headers.ts";
 import type { HeaderBag } from "./phases.ts";
 import { Exchange, type PipelineDeps } from "./pipeline.ts";
 
@@ -34,16 +34,21 @@ function outcomeLabel(o: AttemptOutcome): string | undefined {
   return o.error.kind === "response_timeout" || o.error.kind === "connect_timeout" ? "timeout" : "error";
 }
 
-/** One proxied HTTP request. */
+/** One proxied HTTP request: driven by callbacks, with a promise only where its body is read or an attempt runs. */
 class HttpExchange extends Exchange {
   /** The upstream whose in-flight count lasts until the response is sent; released when the response closes. */
   answering: Upstream | undefined = undefined;
   private body!: RequestBody;
+  /** The upstream request's headers, built once: retries reuse them. */
+  private headers: string[] = [];
+  private current: Upstream | undefined;
+  private attempt: HttpAttempt | undefined;
 
   constructor(
     deps: PipelineDeps,
     req: IncomingMessage,
     readonly res: ServerResponse,
+    readonly handler: ProxyHandler,
   ) {
     super(deps, req, false);
   }
@@ -58,13 +63,13 @@ class HttpExchange extends Exchange {
 
   /** Called once the response closed, whatever happened. */
   finished(): void {
+    this.attempt?.clientClosed();
     if (this.answering) this.answering.inFlight--;
     // 499 (nginx's code) when the client left before any answer.
     this.record(this.res.headersSent ? this.res.statusCode : 499);
   }
 
   protected proceed(): void {
-    prepareUpstreamHeaders(this.req, this.requestId, this.edits);
     const maxBodySize = this.plan.pool.pool.settings.maxBodySize;
     if (!RequestBody.has(this.req)) {
       this.body = RequestBody.none(this.req, maxBodySize);
@@ -84,64 +89,87 @@ class HttpExchange extends Exchange {
   }
 
   private forwardAll(): void {
-    this.plan.pool.budget.requestStarted();
-    this.attempts_().catch((err: unknown) => {
-      this.deps.log.error("request_failed", { requestId: this.requestId, error: String(err) });
-      this.refuse("bad_gateway");
+    if (this.gone) return;
+    this.headers = upstreamRequestHeaders(this.req, {
+      requestId: this.requestId,
+      subject: this.subject,
+      dropped: this.dropped,
+      keptLength: this.body.keptLength,
     });
+    this.plan.pool.budget.requestStarted();
+    this.next();
   }
 
-  private async attempts_(): Promise<void> {
-    for (;;) {
-      const upstream = this.pick();
-      if (!upstream) return this.exhausted();
-      const outcome = await this.attempt(upstream);
-      this.attemptEnded();
-      if (outcome.kind !== "failed") return;
-      const err = outcome.error;
-      // Nothing sent: any method may go elsewhere. Sent: only idempotent ones, and only with the body kept.
-      const safe = err.requestSent
-        ? IDEMPOTENT.has(this.method) && this.body.replayable
-        : this.body.canReopen();
-      const next = this.decide(upstream, err, safe);
-      if (!next.retry) return this.refuse(next.code, next.message);
-    }
-  }
-
-  private async attempt(upstream: Upstream): Promise<AttemptOutcome> {
-    const settings = this.plan.pool.pool.settings;
-    const { forwarder, metrics } = this.deps;
-    const res = this.res;
+  private next(): void {
+    const upstream = this.pick();
+    if (!upstream) return this.exhausted();
+    this.current = upstream;
     upstream.inFlight++;
     upstream.requests++;
-    let outcome: AttemptOutcome;
-    try {
-      const run = () =>
-        forwarder.forward(this.req, res, {
-          target: upstream.url,
-          agent: forwarder.agent(upstream, upstream.url),
-          path: this.upstreamPath,
-          body: this.body.open(),
-          connectTimeout: settings.timeouts.connect,
-          responseTimeout: settings.timeouts.response,
-          onHead: this.policies?.response ? this.onResponseHead : undefined,
-        });
-      outcome = await Exchange.viaBreaker(upstream, run, judge(settings.breaker.failureStatuses));
-    } catch (err) {
-      // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
-      const message = err instanceof Error ? err.message : String(err);
-      outcome = { kind: "failed", error: new UpstreamError("connect", "GW_BREAKER_OPEN", message, false) };
-    }
+    const breaker = upstream.breaker;
+    if (breaker)
+      breaker
+        .run(this.run, judge(this.plan.pool.pool.settings.breaker.failureStatuses))
+        .then(this.onOutcome, this.onRefused);
+    else this.run().then(this.onOutcome, this.onRefused);
+  }
+
+  private readonly run = (): Promise<AttemptOutcome> => {
+    const upstream = this.current!;
+    const settings = this.plan.pool.pool.settings;
+    const { forwarder } = this.deps;
+    const body = this.body;
+    this.attempt = forwarder.start(this.res, this.method, {
+      target: upstream.url,
+      agent: forwarder.agent(upstream, upstream.url),
+      path: this.upstreamPath,
+      headers: this.headers,
+      body: body.replayable ? body.body() : body.open(),
+      connectTimeout: settings.timeouts.connect,
+      responseTimeout: settings.timeouts.response,
+      requestId: this.requestId,
+      onHead: this.policies?.response ? this.onResponseHead : undefined,
+    });
+    return this.attempt ? this.attempt.outcome : Promise.resolve(ABORTED);
+  };
+
+  // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
+  private readonly onRefused = (err: unknown): void => {
+    const message = err instanceof Error ? err.message : String(err);
+    this.onOutcome({
+      kind: "failed",
+      error: new UpstreamError("connect", "GW_BREAKER_OPEN", message, false),
+    });
+  };
+
+  private readonly onOutcome = (outcome: AttemptOutcome): void => {
+    const upstream = this.current!;
+    const res = this.res;
+    // A relayed response keeps its attempt: a client leaving mid-body must still cut the upstream request.
+    if (outcome.kind !== "response") this.attempt = undefined;
     const label = outcomeLabel(outcome);
-    if (label) metrics.upstreamRequests.inc({ pool: this.pool, upstream: upstream.id, outcome: label });
+    if (label)
+      this.deps.metrics.upstreamRequests.inc({ pool: this.pool, upstream: upstream.id, outcome: label });
     // A drained upstream's in-flight count must last until its response is fully sent: `finished` (on the
     // response's `close`, which has not fired while the response is neither ended nor destroyed) releases it,
     // without a listener of its own per request.
     if (outcome.kind === "response" && !res.writableEnded && !res.destroyed) this.answering = upstream;
     else upstream.inFlight--;
-    return outcome;
-  }
+    this.attemptEnded();
+    if (outcome.kind !== "failed") return;
+    const err = outcome.error;
+    // Nothing sent: any method may go elsewhere. Sent: only idempotent ones, and only with the body kept.
+    const safe = err.requestSent
+      ? IDEMPOTENT.has(this.method) && this.body.replayable
+      : this.body.canReopen();
+    const decision = this.decide(upstream, err, safe);
+    if (decision.retry) this.next();
+    else this.refuse(decision.code, decision.message);
+  };
 }
+
+const ABORTED: AttemptOutcome = { kind: "aborted" };
+const kExchange = Symbol("gateway.exchange");
 
 /** Emits `idle` when the last request in flight has finished (graceful shutdown waits for it). */
 export class ProxyHandler extends EventEmitter<{ idle: [] }> {
@@ -149,6 +177,8 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
 
   constructor(private readonly deps: PipelineDeps) {
     super();
+    // Read at scrape time: nothing to count per request.
+    deps.metrics.inflightSource(() => this.active);
   }
 
   /** Requests being proxied now (graceful shutdown waits for them). */
@@ -156,16 +186,11 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     return this.active;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse): void {
-    const ex = new HttpExchange(this.deps, req, res);
-    res.setHeader("x-request-id", ex.requestId);
+  handle(req: IncomingMessage, res: ServerResponse & { [kExchange]?: HttpExchange }): void {
+    const ex = new HttpExchange(this.deps, req, res, this);
     this.active++;
-    this.deps.metrics.inflight.inc();
-    res.once("close", () => {
-      ex.finished();
-      if (--this.active === 0) this.emit("idle");
-      this.deps.metrics.inflight.dec();
-    });
+    res[kExchange] = ex;
+    res.once("close", onResponseClose);
     try {
       ex.start();
     } catch (err) {
@@ -173,4 +198,16 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
       ex.refuse("bad_gateway");
     }
   }
+
+  /** @internal */
+  closed(ex: HttpExchange): void {
+    ex.finished();
+    if (--this.active === 0) this.emit("idle");
+  }
+}
+
+// One module-level listener instead of a closure per request; the exchange is found through the response.
+function onResponseClose(this: ServerResponse & { [kExchange]?: HttpExchange }): void {
+  const ex = this[kExchange];
+  if (ex) ex.handler.closed(ex);
 }

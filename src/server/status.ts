@@ -33,10 +33,30 @@ export interface PoolStatus {
   upstreams: UpstreamStatus[];
 }
 
+/** A reload that was refused: when, what asked for it, and its errors (`FILE:LINE:COL: key.path: message`). */
+export interface ConfigErrorReport {
+  time: string;
+  trigger: string;
+  file: string;
+  errors: string[];
+}
+
+export interface RouteStatus {
+  id: string;
+  prefix: string;
+  host: string | null;
+  pool: string;
+  stripPrefix: boolean;
+}
+
 export interface StatusReport {
   config: { path: string; hash: string; loadedAt: string };
   ready: boolean;
   pools: PoolStatus[];
+  /** The routes as configured. */
+  routes: RouteStatus[];
+  /** The last refused reload, until a good one (or the file back in sync with the running config) clears it. */
+  lastConfigError: ConfigErrorReport | null;
 }
 
 export interface ConfigChanges {
@@ -92,6 +112,14 @@ export function statusReport(
         };
       }),
     })),
+    routes: rt.config.routes.map((r) => ({
+      id: r.id,
+      prefix: r.prefix,
+      host: r.host ?? null,
+      pool: r.pool,
+      stripPrefix: r.stripPrefix,
+    })),
+    lastConfigError: null,
   };
 }
 

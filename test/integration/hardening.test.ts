@@ -1,10 +1,14 @@
 // Hostile and odd input end to end (issue 8): encoded slashes that climb, CONNECT and the asterisk form,
-// absolute-form targets, upstream hop-by-hop response headers, a breaker that counts 500.
+// absolute-form targets, upstream hop-by-hop response headers, a breaker that counts 500, `gateway check` warnings.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { FakeUpstream } from "../helpers/upstream.ts";
 import { get, poolConfig, startGateway } from "../helpers/gateway.ts";
+import { spawnLogged } from "../helpers/processes.ts";
 
 /** Sends raw bytes and reads until the server closes or a full response arrived. */
 function rawRequest(base: string, text: string): Promise<{ head: string; body: string; closed: boolean }> {
@@ -183,4 +187,26 @@ test("an upstream's Proxy-Authenticate is hop-by-hop and dropped; a client's TE:
     assert.match(r.head, /\r\nwww-authenticate: Bearer realm="app"\r\n/i, "an end-to-end challenge stays");
     assert.equal(up.received.at(-1)!.headers.te, "trailers");
   }
+});
+
+test("gateway check prints duration warnings on stderr as FILE:LINE:COL and still exits 0", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "gateway-check-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, "gateway.yaml");
+  await writeFile(
+    file,
+    "defaults:\n  healthCheck: { interval: 500 }\npools: { a: { upstreams: [{ url: http://127.0.0.1:1 }] } }\n" +
+      "routes: [{ prefix: /, pool: a }]\n",
+  );
+  let stdout = "";
+  const cli = spawnLogged([process.execPath, "--import", "tsx", "src/cli.ts", "check", "-c", file]);
+  cli.child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  const { code } = await cli.exited;
+  assert.equal(code, 0);
+  assert.equal(stdout, "ok: 1 pools, 1 routes, 1 upstreams\n");
+  assert.equal(
+    cli.stderr(),
+    `${file}:2:28: defaults.healthCheck.interval: warning: a bare 500 means 500 milliseconds; did you mean 500s? ` +
+      "(write 500ms to keep it)\n",
+  );
 });

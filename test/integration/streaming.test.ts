@@ -137,16 +137,26 @@ routes: [{ prefix: /, pool: p }]
       });
     }),
   );
-  // Every upstream socket must close; wait on the close events themselves.
-  await Promise.all([...open].filter((s) => !s.destroyed).map((s) => once(s, "close")));
+  // Every upstream socket must close; wait on the close events themselves, but not forever: a leaked socket
+  // must fail here with a count, not hang the suite until the runner's timeout.
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), 20_000)));
+  const closed = Promise.all([...open].filter((s) => !s.destroyed).map((s) => once(s, "close")));
+  const outcome = await Promise.race([closed, deadline]);
+  clearTimeout(timer);
+  assert.notEqual(
+    outcome,
+    "timeout",
+    `${open.size} upstream socket(s) still open 20 s after the storm: a leak`,
+  );
   assert.equal(open.size, 0, "upstream sockets left open");
   // Every /stream request reaches the upstream before its client leaves; a /hang one may be cut earlier.
   assert.ok(started >= N / 2, `upstream saw ${started} of ${N}`);
   // On a loaded machine a client may leave before the gateway even read its request, so the gateway saw at most
   // N; what it saw must all be over, answered 200 (stream) or logged as 499 (client gone), nothing else.
   const inflight = async () => (await g.gw.metrics.inflight.get()).values[0]?.value ?? 0;
-  const deadline = Date.now() + 10_000;
-  while ((await inflight()) > 0 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+  const until = Date.now() + 10_000;
+  while ((await inflight()) > 0 && Date.now() < until) await new Promise((r) => setImmediate(r));
   assert.equal(await inflight(), 0, "requests still in flight");
   await new Promise((r) => setImmediate(r)); // the access lines of the last turn
   const lines = g.logs.events("request");

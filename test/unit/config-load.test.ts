@@ -10,9 +10,12 @@ import {
   ConfigError,
   formatIssue,
   loadConfigFile,
+  loadConfigFileWithWarnings,
   loadConfigText,
+  loadConfigTextWithWarnings,
   summarize,
 } from "../../src/config/load.ts";
+import { findIndentIssue } from "../../src/config/indentation.ts";
 import type { GatewayConfig, PoolConfig } from "../../src/config/types.ts";
 
 const BUNDLED = fileURLToPath(new URL("../../gateway.yaml", import.meta.url));
@@ -80,7 +83,7 @@ void test("the bundled gateway.yaml loads", async () => {
   );
   assert.deepEqual(
     c.routes.find((r) => r.prefix === "/api/weather/"),
-    { id: "/api/weather/", prefix: "/api/weather/", pool: "weather", stripPrefix: true },
+    { id: "/api/weather/", prefix: "/api/weather/", pool: "weather", stripPrefix: true, policies: [] },
   );
 });
 
@@ -159,7 +162,7 @@ void test("timeouts, intervals and the reset timeout must be more than 0", () =>
     () => load(minimal("    healthCheck: { interval: 0 }", "    timeouts: { response: 0ms }")),
     (e: ConfigError) => {
       assert.deepEqual(e.issues.map(formatIssue), [
-        "gw.yaml:3:30: pools.a.healthCheck.interval: interval must be more than 0",
+        "gw.yaml:3:30: pools.a.healthCheck.interval: interval must be at least 100ms (a bare number means milliseconds; write 5s for seconds)",
         "gw.yaml:4:27: pools.a.timeouts.response: response must be more than 0",
       ]);
       return true;
@@ -368,8 +371,81 @@ void test("two upstreams with the same explicit id", () => {
 });
 
 void test("a YAML syntax error stops at the parser's message", () => {
-  const text = yaml("pools:", "  a:", "    upstreams:", "      - url: http://h:1", "     weight: 2");
-  assert.deepEqual(errors(text), ["gw.yaml:5:1: pools.a: all mapping items must start at the same column"]);
+  const text = yaml("pools:", "  a: { upstreams: [{ url: http://h:1 }]", "routes: []");
+  assert.deepEqual(errors(text), [
+    "gw.yaml:3:1: routes: flow map in block collection must be sufficiently indented and end with a }",
+  ]);
+});
+
+void test("an over-indented key points at its own line, with the path of the key it fell under", () => {
+  const text = yaml(
+    "defaults:",
+    "  healthCheck:",
+    "    interval: 5s",
+    "      timeout: 2s",
+    "pools: { a: { upstreams: [{ url: http://h:1 }] } }",
+    "routes: [{ prefix: /, pool: a }]",
+  );
+  assert.deepEqual(errors(text), [
+    'gw.yaml:4:7: defaults.healthCheck.interval: bad indentation: "timeout:" is indented under "interval:" ' +
+      '(line 3), which already has a value (5s); indent it like "interval:" to make it a sibling',
+  ]);
+  assert.deepEqual(errors(yaml("shutdownGrace: 5s", "  listen: 8000", "pools: {}", "routes: []")), [
+    'gw.yaml:2:3: shutdownGrace: bad indentation: "listen:" is indented under "shutdownGrace:" (line 1), ' +
+      'which already has a value (5s); indent it like "shutdownGrace:" to make it a sibling',
+  ]);
+  assert.deepEqual(errors(yaml("routes:", "  - /a", "    pool: x")), [
+    'gw.yaml:3:5: routes.0: bad indentation: "pool:" is indented under the list entry "- /a" (line 2), which ' +
+      "is a plain value and cannot hold keys",
+  ]);
+});
+
+void test("an under-indented key points at its own line, with the path of its enclosing map", () => {
+  const nested = yaml(
+    "defaults:",
+    "  healthCheck:",
+    "    interval: 5s",
+    "   timeout: 2s",
+    "pools: { a: { upstreams: [{ url: http://h:1 }] } }",
+    "routes: [{ prefix: /, pool: a }]",
+  );
+  assert.deepEqual(errors(nested), [
+    'gw.yaml:4:4: defaults.healthCheck: bad indentation: "timeout:" starts at column 4, but "interval:" on ' +
+      "line 3 starts at column 5; the lines of one block must line up",
+  ]);
+  const list = yaml(
+    "pools:",
+    "  a:",
+    "    upstreams:",
+    "    - url: http://h:1",
+    "      weight: 2",
+    "    - url: http://h:2",
+    "     backup: true",
+    "routes: [{ prefix: /, pool: a }]",
+  );
+  assert.deepEqual(errors(list), [
+    'gw.yaml:7:6: pools.a.upstreams.1: bad indentation: "backup:" starts at column 6, but "url:" on line 6 ' +
+      "starts at column 7; the lines of one block must line up",
+  ]);
+  const entry = yaml("pools:", "  a:", "    upstreams:", "      - url: http://h:1", "     weight: 2");
+  assert.deepEqual(errors(entry), [
+    'gw.yaml:5:6: pools.a.upstreams: bad indentation: "weight:" starts at column 6, but entry 0 on line 4 ' +
+      "starts at column 7 (its keys at column 9); the lines of one block must line up",
+  ]);
+});
+
+void test("one mistake gives one error", () => {
+  const text = yaml(
+    "listen: 80o2",
+    "pools: { a: { upstreams: [{ url: http://h:1 }] } }",
+    "routes: [{ prefix: /, pool: a }]",
+  );
+  assert.deepEqual(errors(text), ['gw.yaml:1:9: listen: listen must be a port or "host:port"']);
+  // Two mistakes in two places are still both reported.
+  assert.deepEqual(errors(text.replace("listen: 80o2", "listen: 80o2\nshutdownGrace: soon")), [
+    'gw.yaml:1:9: listen: listen must be a port or "host:port"',
+    "gw.yaml:2:16: shutdownGrace: shutdownGrace must be a duration such as 250ms, 5s or 1m, or milliseconds",
+  ]);
 });
 
 void test("an unquoted ${VAR} inside a flow mapping gets a hint", () => {
@@ -568,4 +644,80 @@ void test("the core schema's tags and the non-specific ! are honoured", () => {
   assert.equal(c.shutdownGrace, 5_000);
   assert.equal(pool(c, "a").retries, 3);
   assert.equal(pool(c, "a").breaker.errorThresholdPercentage, 25.5);
+});
+
+void test("a health interval under 100ms and a health timeout under 10ms are errors, however written", () => {
+  const floor = "(a bare number means milliseconds; write 5s for seconds)";
+  assert.deepEqual(errors(minimal("    healthCheck: { interval: 5, timeout: 5 }")), [
+    `gw.yaml:3:30: pools.a.healthCheck.interval: interval must be at least 100ms ${floor}`,
+    `gw.yaml:3:42: pools.a.healthCheck.timeout: timeout must be at least 10ms ${floor}`,
+  ]);
+  assert.deepEqual(errors(minimal("    healthCheck: { interval: 99ms, timeout: 9ms }")), [
+    `gw.yaml:3:30: pools.a.healthCheck.interval: interval must be at least 100ms ${floor}`,
+    `gw.yaml:3:45: pools.a.healthCheck.timeout: timeout must be at least 10ms ${floor}`,
+  ]);
+  const c = load(minimal("    healthCheck: { interval: 100ms, timeout: 10 }"));
+  assert.equal(pool(c, "a").healthCheck.interval, 100);
+  assert.equal(pool(c, "a").healthCheck.timeout, 10);
+});
+
+void test("a bare integer below 1000 in a duration field is a warning with its position; 0 and units are not", () => {
+  const text = yaml(
+    "shutdownGrace: 500",
+    "defaults:",
+    "  healthCheck: { interval: 900, timeout: 2s }",
+    "  breaker: { resetTimeout: 1000, rollingWindow: 100ms }",
+    "  failbackDelay: 0",
+    "pools:",
+    "  a:",
+    "    timeouts: { connect: 200ms, response: 30 }",
+    "    retries: 5",
+    "    upstreams:",
+    "      - url: http://127.0.0.1:8000",
+    "        run: { command: x, stopGrace: 3 }",
+    "routes:",
+    "  - { prefix: /, pool: a }",
+  );
+  const { config, warnings } = loadConfigTextWithWarnings(text, "gw.yaml", {});
+  assert.equal(config.shutdownGrace, 500, "still milliseconds");
+  const hint = (n: number) =>
+    `warning: a bare ${n} means ${n} milliseconds; did you mean ${n}s? (write ${n}ms to keep it)`;
+  assert.deepEqual(warnings.map(formatIssue), [
+    `gw.yaml:1:16: shutdownGrace: ${hint(500)}`,
+    `gw.yaml:3:28: defaults.healthCheck.interval: ${hint(900)}`,
+    `gw.yaml:8:43: pools.a.timeouts.response: ${hint(30)}`,
+    `gw.yaml:12:39: pools.a.upstreams.0.run.stopGrace: ${hint(3)}`,
+  ]);
+  assert.deepEqual(loadConfigTextWithWarnings(minimal(), "gw.yaml", {}).warnings, []);
+});
+
+void test("the bundled gateway.yaml has no warnings", async () => {
+  assert.deepEqual((await loadConfigFileWithWarnings(BUNDLED, {})).warnings, []);
+});
+
+void test("the indentation reader finds nothing wrong in valid files", async () => {
+  assert.equal(findIndentIssue(await readFile(BUNDLED, "utf8")), undefined);
+  const text = yaml(
+    "pools:",
+    "  a:",
+    "    upstreams:",
+    "    - url: http://h:1   # a compact list",
+    "      run:",
+    "        command: >",
+    "          node app.js",
+    "            --port 1",
+    "        env: { A: 1 }",
+    "    - { url: http://h:2 }",
+    "  b:",
+    "    upstreams:",
+    "      - url: http://h:3",
+    "        weight: 2",
+    "    retries: 1",
+    "routes:",
+    "  - prefix: /",
+    "    pool: a",
+    "  - { prefix: /b, pool: b }",
+  );
+  assert.equal(findIndentIssue(text), undefined);
+  load(text);
 });
