@@ -8,6 +8,8 @@ import { createLogger, type Logger } from "../log/log.ts";
 import { Supervisor } from "../managed/supervisor.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
 import { PolicySet } from "../policy/chain.ts";
+import { TrustedProxies } from "../policy/client-address.ts";
+import { redisClient } from "../registry/store-redis.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
@@ -21,7 +23,8 @@ import {
   type UpstreamEntry,
 } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
-import { createRegistryApi, isRegistryPath } from "./registry-api.ts";
+import { createRegistryApi, isRegistryPath, type RegistryRequestHook } from "./registry-api.ts";
+import { registryPolicyHook } from "./registry-policies.ts";
 import { diffConfigs } from "./diff.ts";
 import {
   metricsSnapshot,
@@ -107,6 +110,10 @@ export class Gateway {
   private readonly registryApi: ReturnType<typeof createRegistryApi>;
   /** The edge policies of the config in force (their state carries over reloads). */
   private policySet: PolicySet | undefined;
+  /** `registry.policies` compiled, when set. */
+  private registryHook: RegistryRequestHook | undefined;
+  /** The Redis client of `store: redis` rate limits, made when a policy first needs it. */
+  private rateLimitRedis: { url: string; client: ReturnType<typeof redisClient> } | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
     this.log = options.log ?? createLogger();
@@ -132,6 +139,7 @@ export class Gateway {
       registry: () => this.registry,
       registryKey: () => this.rt.config.registry?.apiKey,
       adminKey: () => this.rt.config.admin.apiKey,
+      hook: () => this.registryHook,
     });
     // No whole-request deadline (Node's default is 5 min): a large upload may take longer. Slow headers are still
     // cut by headersTimeout, and upstream deadlines are the pool's.
@@ -282,15 +290,25 @@ export class Gateway {
    * counters, JWKS, verified tokens) from the previous config's set.
    */
   private policiesFor(config: GatewayConfig): PolicyCompiler {
+    const needsRedis = [...config.policies.values()].some((p) => p.rateLimit?.store === "redis");
+    if (needsRedis && this.rateLimitRedis?.url !== config.redis.url) {
+      this.rateLimitRedis?.client.disconnect();
+      this.rateLimitRedis = { url: config.redis.url, client: redisClient(config.redis) };
+    }
     const set = new PolicySet(
       config,
       {
         log: this.log,
         rejected: (route, policy, reason) => this.metrics.policyRejections.inc({ route, policy, reason }),
+        ...(needsRedis ? { redis: this.rateLimitRedis!.client, redisPrefix: config.redis.keyPrefix } : {}),
       },
       this.policySet,
     );
     this.policySet = set;
+    const names = config.registry?.policies ?? [];
+    this.registryHook = names.length
+      ? registryPolicyHook(set.chain("registry", names), new TrustedProxies(config.trustedProxies))
+      : undefined;
     return (route) => set.compile(route);
   }
 
@@ -478,6 +496,7 @@ export class Gateway {
     for (const s of this.tunnels) s.destroy();
     await closed;
     await this.registry?.close();
+    this.rateLimitRedis?.client.disconnect();
     this.rt.stop();
     this.forwarder.close();
     // Last: requests that were still finishing needed their upstreams.

@@ -127,3 +127,17 @@ routes: [{ prefix: /, pool: app }]
 `);
   assert.equal(bad.length, 2);
 });
+
+test("registry.policies: names must exist, and an auth policy there is a config error", () => {
+  const out = errors(`${BASE}routes: [{ prefix: /, pool: app }]
+policies:
+  keys: { auth: { apiKeys: [{ name: k, key: secret-value }] } }
+  limit: { rateLimit: { rate: 5/s } }
+registry:
+  policies: [limit, keys, missing]
+`);
+  const text = out.join("\n");
+  assert.match(text, /registry\.policies\.1: policy "keys" has auth: the registry API takes cors and rateLimit/);
+  assert.match(text, /registry\.policies\.2: unknown policy "missing"/);
+  assert.ok(!text.includes("secret-value"));
+});
