@@ -6,7 +6,14 @@ import { registerAdminCommands } from "./cli/admin.ts";
 import { envHelp } from "./cli/help.ts";
 import { registerPortsCommands } from "./cli/ports.ts";
 import { printableConfig } from "./cli/print-config.ts";
-import { ConfigError, formatIssue, loadConfigFileWithWarnings, summarize } from "./config/load.ts";
+import { startPrimary } from "./cluster/primary.ts";
+import {
+  ConfigError,
+  formatIssue,
+  loadConfigFile,
+  loadConfigFileWithWarnings,
+  summarize,
+} from "./config/load.ts";
 import { createLogger, parseLogLevel, type LogFormat } from "./log/log.ts";
 import { Gateway, ListenError } from "./server/gateway.ts";
 
@@ -56,7 +63,13 @@ async function start(file: string | undefined, opts: StartOptions): Promise<void
     ...(opts.logFormat ? { format: opts.logFormat } : {}),
   });
   try {
-    gateway = await Gateway.start({ configPath: configPath(opts.config ?? file), watch: true, log });
+    const path = configPath(opts.config ?? file);
+    // Read first: `workers` decides the process model. With 1 (the default) it is the single process as ever.
+    const config = await loadConfigFile(path, process.env);
+    gateway =
+      config.workers > 1
+        ? await startPrimary({ configPath: path, config, log, watch: true })
+        : await Gateway.start({ configPath: path, config, watch: true, log });
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);

@@ -534,7 +534,10 @@ export const configSchema = z
       }
       // The primary serves the admin endpoints; the workers share the main port and serve only routes.
       const admin = isObject(cfg.admin) ? cfg.admin : {};
-      if ((cfg.workers === "auto" || (typeof cfg.workers === "number" && cfg.workers > 1)) && !admin.listen) {
+      if (
+        (cfg.workers === "auto" || (typeof cfg.workers === "number" && cfg.workers > 1)) &&
+        admin.listen === undefined
+      ) {
         ctx.addIssue({
           code: "custom",
           path: ["workers"],

@@ -142,6 +142,15 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
     if (this.target.setStatus(false, reason)) this.emit("change", { from, up: false, reason });
   }
 
+  /**
+   * Takes a verdict made elsewhere: a cluster worker runs no probes and follows its primary's checks. The hysteresis
+   * follows too, so `markDown` still acts on the next refused connection after the primary saw the upstream recover.
+   */
+  adopt(up: boolean, reason: string): void {
+    this.hysteresis = { healthy: up, passes: 0, fails: 0 };
+    this.target.setStatus(up, reason);
+  }
+
   private probe(): Promise<ProbeResult> {
     const started = performance.now();
     const time = new Date();

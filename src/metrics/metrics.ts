@@ -1,5 +1,5 @@
 // Every metric the gateway exports, declared in one list (prom-client), on a registry of its own.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 export type BreakerStateName = "closed" | "open" | "half_open";
 const BREAKER_STATES: readonly BreakerStateName[] = ["closed", "open", "half_open"];
@@ -39,10 +39,48 @@ export function methodLabel(method: string | undefined): string {
   return method && KNOWN_METHODS.has(method) ? method : "OTHER";
 }
 
+/**
+ * With workers, the metrics each worker keeps (its traffic) and that are summed over them; every other gateway_
+ * metric is the primary's alone (health, tiers, breakers as merged there, reloads, managed processes, registry).
+ * prom-client's process_ and nodejs_ metrics come from every process, each aggregated its own way.
+ */
+const WORKER_METRICS = new Set([
+  "gateway_requests_total",
+  "gateway_request_duration_seconds",
+  "gateway_upstream_requests_total",
+  "gateway_failovers_total",
+  "gateway_retries_total",
+  "gateway_inflight_requests",
+  "gateway_policy_rejections_total",
+]);
+
+function fromWorkers(name: string): boolean {
+  return WORKER_METRICS.has(name) || !name.startsWith("gateway_");
+}
+
+/**
+ * One /metrics view of a cluster: the primary's registry plus its workers' (prom-client's JSON form, gathered over
+ * IPC by src/cluster/). Only the static `AggregatorRegistry.aggregate` is used: its cluster mode needs every worker
+ * to build an AggregatorRegistry, or scrapes time out after 5 s (dependencies.md §4).
+ */
+export async function clusterMetricsText(
+  primary: GatewayMetrics,
+  workers: readonly unknown[][],
+): Promise<string> {
+  const own = (await primary.registry.getMetricsAsJSON()).filter((m) => !WORKER_METRICS.has(m.name));
+  const theirs = workers.map((w) =>
+    w.filter(
+      (m) => typeof m === "object" && m !== null && fromWorkers(String((m as { name?: unknown }).name)),
+    ),
+  );
+  return AggregatorRegistry.aggregate([own, ...theirs]).metrics();
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private snapshot: () => StateSnapshot = () => ({ pools: [] });
   private registrySnapshot: (() => RegistryMetricsSnapshot) | undefined;
+  private exporter: (() => Promise<string>) | undefined;
 
   readonly requests = new Counter({
     name: "gateway_requests_total",
@@ -126,7 +164,15 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly workers = new Gauge({
+    name: "gateway_workers",
+    help: "Processes serving traffic now (1 without workers).",
+    registers: [this.registry],
+    aggregator: "first",
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
+    this.workers.set(1);
     if (options.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
       // prom-client also exports these gauges under names ending in _total, which promtool rejects for a gauge;
@@ -221,6 +267,16 @@ export class GatewayMetrics {
         if (s) this.set(s.storeUp ? 1 : 0);
       },
     });
+  }
+
+  /** The Prometheus text of /metrics: this registry, or the cluster's merged view when the primary set one. */
+  text(): Promise<string> {
+    return this.exporter ? this.exporter() : this.registry.metrics();
+  }
+
+  /** The cluster primary's /metrics: its own registry merged with its workers'. */
+  setExporter(exporter: () => Promise<string>): void {
+    this.exporter = exporter;
   }
 
   /**

@@ -71,7 +71,7 @@ export function createAdminApp(target: AdminTarget): express.Express {
   app.get("/metrics", async (_req, res) => {
     const registry = target.metrics.registry;
     res.setHeader("content-type", registry.contentType);
-    res.end(await registry.metrics());
+    res.end(await target.metrics.text());
   });
 
   const admin = express.Router();

@@ -45,9 +45,36 @@ export interface GatewayOptions {
   watch?: boolean;
   /** Builds each route's policy steps once per config (proxy/phases.ts); tests may pass their own. */
   policies?: PolicyCompiler;
+  /** A config already loaded (the CLI reads it first to pick the process model; a worker gets it by IPC). */
+  config?: GatewayConfig;
+  /** Set in a cluster primary or worker (src/cluster/); absent in the single process (`workers: 1`). */
+  cluster?: ClusterRole;
 }
 
-export type ReloadTrigger = "api" | "signal" | "watch";
+export type ReloadTrigger = "api" | "signal" | "watch" | "cluster";
+
+/**
+ * What the cluster changes in a gateway. A primary serves no traffic (its workers do): it runs the health checks,
+ * managed processes and the admin listener, and tells its workers of every change. A worker serves the main port
+ * only: no probes, no admin listener, no managed processes; health and drain come from the primary.
+ */
+export interface ClusterRole {
+  kind: "primary" | "worker";
+  /** worker: applies the primary's latest health and drain to a runtime before it serves. */
+  prepare?(rt: Runtime): void;
+  /** primary: health or drain changed, the first health round is done, or a reload swapped the runtime. */
+  changed?(): void;
+  /** worker: a refused connection marked an upstream down here; the primary is told and probes it. */
+  refused?(entry: UpstreamEntry, reason: string): void;
+  /** worker: a breaker or a pool's tier changed here. */
+  viewChanged?(): void;
+  /** primary: drains and stops the workers (after drainDelay, before the primary's own shutdown). */
+  stopWorkers?(): Promise<void>;
+  /** primary: a reason not to be ready beyond the gateway's own (no worker serving yet). */
+  notReady?(): string | undefined;
+  /** primary: adds what the workers know (their breakers and tiers) to the status report. */
+  status?(report: StatusReport): StatusReport;
+}
 
 const LISTEN_ERRORS: Record<string, string> = {
   EADDRINUSE: "address already in use",
@@ -114,8 +141,10 @@ export class Gateway {
   private registryHook: RegistryRequestHook | undefined;
   /** The Redis client of `store: redis` rate limits, made when a policy first needs it. */
   private rateLimitRedis: { url: string; client: ReturnType<typeof redisClient> } | undefined;
+  private readonly role: ClusterRole["kind"] | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
+    this.role = options.cluster?.kind;
     this.log = options.log ?? createLogger();
     this.metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
     this.metrics.setStateSource(() => metricsSnapshot(this.rt));
@@ -144,9 +173,11 @@ export class Gateway {
     // No whole-request deadline (Node's default is 5 min): a large upload may take longer. Slow headers are still
     // cut by headersTimeout, and upstream deadlines are the pool's.
     this.server = http.createServer({ requestTimeout: 0 }, (req, res) => {
-      if (!this.adminServer && this.registry && isRegistryPath(req.url ?? ""))
+      // A worker has no admin endpoints (its primary serves them on admin.listen, which workers above 1 require).
+      if (!this.adminServer && this.role !== "worker" && this.registry && isRegistryPath(req.url ?? ""))
         return this.registryApi(req, res);
-      if (!this.adminServer && isGatewayPath(req.url ?? "")) return void admin(req, res);
+      if (!this.adminServer && this.role !== "worker" && isGatewayPath(req.url ?? ""))
+        return void admin(req, res);
       if (isServerOptions(req)) return answerServerOptions(deps, req, res);
       this.handler.handle(req, res);
     });
@@ -167,11 +198,18 @@ export class Gateway {
 
   /** Loads the config (throws ConfigError on a bad file), listens, and starts the first health round. */
   static async start(options: GatewayOptions): Promise<Gateway> {
-    const config = await loadConfigFile(options.configPath, options.env ?? process.env);
+    const config = options.config ?? (await loadConfigFile(options.configPath, options.env ?? process.env));
     const gw = new Gateway(options);
     gw.rt = new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config));
+    options.cluster?.prepare?.(gw.rt);
     gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
-    await listen(gw.server, config.listen);
+    if (gw.role !== "primary") await listen(gw.server, config.listen);
+    if (gw.role === "worker") {
+      // Health came with the config (prepare): the worker is ready the moment it listens.
+      gw.firstRoundDone = true;
+      gw.log.info("gateway_started", { listen: `${config.listen.host}:${portOf(gw.server)}` });
+      return gw;
+    }
     if (config.admin.listen) {
       const app = gw.adminApp;
       gw.adminServer = http.createServer((req, res) => {
@@ -199,7 +237,7 @@ export class Gateway {
     }
     gw.log.info(gw.bootLine(), {});
     gw.log.info("gateway_started", {
-      listen: `${config.listen.host}:${portOf(gw.server)}`,
+      listen: `${config.listen.host}:${portOf(gw.server) || config.listen.port}`,
       config: config.source.path,
       pools: config.pools.length,
       routes: config.routes.length,
@@ -213,6 +251,7 @@ export class Gateway {
         if (gw.stopping) return;
         gw.firstRoundDone = true;
         gw.log.info("ready", { routesWithoutUpstream: gw.rt.routesWithoutUpstream() });
+        options.cluster?.changed?.();
       });
     return gw;
   }
@@ -275,6 +314,11 @@ export class Gateway {
     return this.rt;
   }
 
+  /** True once the first health round is done (a cluster primary sends its workers health only from then). */
+  get healthKnown(): boolean {
+    return this.firstRoundDone;
+  }
+
   /** Base URL of the main listener, on loopback. */
   get url(): string {
     return `http://127.0.0.1:${portOf(this.server)}`;
@@ -314,6 +358,7 @@ export class Gateway {
 
   private observer(): RuntimeObserver {
     const { log, metrics } = this;
+    const cluster = this.options.cluster;
     const state = (h: boolean | undefined) => (h === undefined ? "unknown" : h ? "healthy" : "unhealthy");
     return {
       healthResult: (e, r) =>
@@ -322,7 +367,12 @@ export class Gateway {
           upstream: e.upstream.id,
           result: r.ok ? "success" : "failure",
         }),
-      healthChange: (e, c) =>
+      healthChange: (e, c) => {
+        // In a worker the only source is a refused connection (it runs no probes): the primary decides and logs.
+        if (cluster?.kind === "worker") {
+          if (!c.up) cluster.refused?.(e, c.reason);
+          return;
+        }
         (c.up ? log.info : log.warn)("health_change", {
           pool: e.pool,
           upstream: e.upstream.id,
@@ -330,27 +380,39 @@ export class Gateway {
           from: state(c.from),
           to: state(c.up),
           reason: c.reason,
-        }),
-      breakerChange: (e, c) =>
+        });
+        cluster?.changed?.();
+      },
+      breakerChange: (e, c) => {
         (c.to === "open" ? log.warn : log.info)("breaker_change", {
           pool: e.pool,
           upstream: e.upstream.id,
           from: c.from,
           to: c.to,
           reason: c.reason,
-        }),
+        });
+        cluster?.viewChanged?.();
+      },
       failover: (ev) => {
+        // The workers' pools decide where traffic goes (each with its own breakers) and report their switches.
+        if (cluster?.kind === "primary") return;
         const to = tierName(ev.to);
         log.warn("failover", { pool: ev.pool, from: tierName(ev.from), to, reason: ev.reason });
         if (to !== "none") metrics.failovers.inc({ pool: ev.pool, to });
+        cluster?.viewChanged?.();
       },
-      memberLeft: (e) => this.releaseWhenIdle(e, () => void metrics.removeUpstream(e.pool, e.upstream.id)),
+      memberLeft: (e) => {
+        this.releaseWhenIdle(e, () => void metrics.removeUpstream(e.pool, e.upstream.id));
+        cluster?.changed?.();
+      },
     };
   }
 
   readiness(): { ready: boolean; reason?: string; routesWithoutUpstream?: string[] } {
     if (this.stopping) return { ready: false, reason: "shutting down" };
     if (!this.firstRoundDone) return { ready: false, reason: "first health-check round not done" };
+    const notReady = this.options.cluster?.notReady?.();
+    if (notReady) return { ready: false, reason: notReady };
     const missing = this.rt.routesWithoutUpstream();
     if (missing.length)
       return { ready: false, reason: "routes without an available upstream", routesWithoutUpstream: missing };
@@ -358,10 +420,11 @@ export class Gateway {
   }
 
   status(): StatusReport {
-    return {
+    const report = {
       ...statusReport(this.rt, this.readiness().ready, (key) => this.supervisor.status(key)),
       lastConfigError: this.lastConfigError,
     };
+    return this.options.cluster?.status?.(report) ?? report;
   }
 
   /** Runs one health round of every upstream now (the hook tests use instead of waiting for the interval). */
@@ -377,6 +440,7 @@ export class Gateway {
     if (!e) return "no_upstream";
     if (e.upstream.setDrained(drained)) {
       this.log.info(drained ? "upstream_drained" : "upstream_enabled", { pool, upstream: id });
+      this.options.cluster?.changed?.();
     }
     return "ok";
   }
@@ -406,12 +470,18 @@ export class Gateway {
       this.metrics.configReloads.inc({ result: "failure" });
       return { ok: false, errors };
     }
+    return this.swapIn(config, trigger);
+  }
+
+  /** Swaps in a validated config; a cluster worker is handed its primary's this way. */
+  async swapIn(config: GatewayConfig, trigger: ReloadTrigger): Promise<ReloadResult> {
     const old = this.rt;
     const changes = diffConfigs(old.config, config);
     const next = new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config));
+    this.options.cluster?.prepare?.(next);
     const removed = old.retire();
     this.rt = next;
-    const warnings = await this.reconfigureRegistry(config);
+    const warnings = this.role === "worker" ? [] : await this.reconfigureRegistry(config);
     changes.warnings.push(...warnings);
     for (const e of removed) {
       const { metrics } = this;
@@ -420,13 +490,14 @@ export class Gateway {
         e.discovered ? () => void metrics.removeUpstream(e.pool, e.upstream.id) : undefined,
       );
     }
-    void next.start();
+    if (this.role !== "worker") void next.start();
     // Not awaited: stopping a replaced process may take its stopGrace, and the reload is done without it.
-    if (!this.stopping) void this.supervisor.sync(config);
+    if (!this.stopping && this.role !== "worker") void this.supervisor.sync(config);
     this.lastConfigError = null;
     this.metrics.configReloads.inc({ result: "success" });
     this.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     this.log.info("config_reload", { trigger, file: config.source.path, hash: config.source.hash, changes });
+    this.options.cluster?.changed?.();
     return { ok: true, hash: config.source.hash, changes };
   }
 
@@ -471,13 +542,16 @@ export class Gateway {
   private async doStop(): Promise<void> {
     // `stopping` is set: /readyz already answers 503. Load balancers (a Kubernetes Service) take a moment to notice,
     // so traffic is still served for drainDelay before the listeners close (shutdownGrace counts from then).
-    const delay = this.rt.config.drainDelay;
+    // A worker is stopped by its primary once the primary's delay is over.
+    const delay = this.role === "worker" ? 0 : this.rt.config.drainDelay;
     if (delay > 0) {
       this.log.info("drain_delay", { delayMs: delay, inflight: this.handler.inflight });
       await new Promise((r) => setTimeout(r, delay));
     }
     const grace = this.rt.config.shutdownGrace;
     this.log.info("shutdown_started", { inflight: this.handler.inflight, graceMs: grace });
+    // Before the primary's own listeners and managed processes: the workers' requests in flight need upstreams.
+    await this.options.cluster?.stopWorkers?.();
     this.watcher?.close();
     const closed = Promise.all([
       new Promise<void>((r) => this.server.close(() => r())),

@@ -49,6 +49,19 @@ export interface RouteStatus {
   stripPrefix: boolean;
 }
 
+/** One cluster worker as /admin/status lists it: its breakers and tiers are its own. */
+export interface WorkerStatus {
+  worker: number;
+  /** null while the slot waits to be forked again. */
+  pid: number | null;
+  serving: boolean;
+  pools: {
+    name: string;
+    activeTier: number;
+    breakers: { id: string; state: "closed" | "open" | "half_open" }[];
+  }[];
+}
+
 export interface StatusReport {
   config: { path: string; hash: string; loadedAt: string };
   ready: boolean;
@@ -57,6 +70,8 @@ export interface StatusReport {
   routes: RouteStatus[];
   /** The last refused reload, until a good one (or the file back in sync with the running config) clears it. */
   lastConfigError: ConfigErrorReport | null;
+  /** With `workers` above 1 only; pools then show each upstream's worst breaker and the worst tier of them. */
+  workers?: WorkerStatus[];
 }
 
 export interface ConfigChanges {
