@@ -39,6 +39,8 @@ interface Round {
   p50: number;
   p99: number;
   cpuPerReq: number;
+  /** The parent process's share: the primary's with workers, all of it with one process. */
+  primaryPerReq: number;
   failed: number;
 }
 
@@ -59,8 +61,11 @@ async function freePort(): Promise<number> {
 
 const TICKS_PER_SECOND = 100;
 
-/** CPU time (user + system) of a process and its live children, in microseconds, from /proc. */
-function treeCpuMicros(pid: number): number {
+/**
+ * CPU time (user + system) of a process and its live children, in microseconds, from /proc; `own` is the process's
+ * alone (the primary's share with workers).
+ */
+function treeCpuMicros(pid: number): { total: number; own: number } {
   const stat = (p: number) => {
     try {
       const text = readFileSync(`/proc/${p}/stat`, "utf8");
@@ -73,13 +78,13 @@ function treeCpuMicros(pid: number): number {
   for (const name of readdirSync("/proc")) {
     if (/^\d+$/.test(name) && Number(stat(Number(name))?.[1]) === pid) pids.push(Number(name));
   }
-  let ticks = 0;
   // Fields 14 and 15 of /proc/PID/stat (utime, stime): 11 and 12 after the state field.
-  for (const p of pids) {
+  const ticks = (p: number) => {
     const f = stat(p);
-    if (f) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return (ticks / TICKS_PER_SECOND) * 1e6;
+    return f ? Number(f[11]) + Number(f[12]) : 0;
+  };
+  const micros = (t: number) => (t / TICKS_PER_SECOND) * 1e6;
+  return { total: micros(pids.reduce((n, p) => n + ticks(p), 0)), own: micros(ticks(pid)) };
 }
 
 async function startGateway(
@@ -146,7 +151,8 @@ async function load(v: Variant, amount: number): Promise<Round> {
     rps: r.latency.totalCount / seconds,
     p50: r.latency.p50,
     p99: r.latency.p99,
-    cpuPerReq: (cpu1 - cpu0) / amount,
+    cpuPerReq: (cpu1.total - cpu0.total) / amount,
+    primaryPerReq: (cpu1.own - cpu0.own) / amount,
     failed: r.errors + r.timeouts + r.non2xx,
   };
 }
@@ -187,7 +193,7 @@ async function main(): Promise<void> {
     for (const v of order) v.rounds.push(await load(v, AMOUNT));
   }
   console.log(
-    `\n${"".padEnd(16)}${"req/s".padStart(9)}${"p50 ms".padStart(8)}${"p99 ms".padStart(8)}${"CPU µs/req".padStart(11)}`,
+    `\n${"".padEnd(16)}${"req/s".padStart(9)}${"p50 ms".padStart(8)}${"p99 ms".padStart(8)}${"CPU µs/req".padStart(11)}${"primary µs".padStart(13)}`,
   );
   const medians = variants.map((v) => {
     const m: Round = {
@@ -195,6 +201,7 @@ async function main(): Promise<void> {
       p50: median(v.rounds.map((r) => r.p50)),
       p99: median(v.rounds.map((r) => r.p99)),
       cpuPerReq: median(v.rounds.map((r) => r.cpuPerReq)),
+      primaryPerReq: median(v.rounds.map((r) => r.primaryPerReq)),
       failed: v.rounds.reduce((n, r) => n + r.failed, 0),
     };
     console.log(row(v.name, m));
