@@ -166,6 +166,7 @@ function row(name: string, r: Round): string {
     fmt(r.p50).padStart(8),
     fmt(r.p99).padStart(8),
     fmt(r.cpuPerReq).padStart(11),
+    fmt(r.primaryPerReq).padStart(13),
   ];
   return `${name.padEnd(16)}${cells.join("")}${r.failed ? `   ${r.failed} failed!` : ""}`;
 }
