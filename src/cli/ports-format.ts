@@ -113,8 +113,10 @@ export function formatTypes(types: Record<string, TypeInfo>): string {
   return `${table(rows)}\n`;
 }
 
-/** A ratio (0..1) as a percentage with one decimal; the server may also send a percentage already (> 1). */
-function percent(u: number): string {
-  const p = u > 1 ? u : u * 100;
-  return `${p.toFixed(1)}%`;
+/**
+ * A ratio as a percentage with one decimal. It may pass 100 %: allocations that overflowed into a fallback
+ * range keep the type they asked for. null: a type with no capacity (all of its range reserved).
+ */
+function percent(u: number | null): string {
+  return u === null ? "-" : `${(u * 100).toFixed(1)}%`;
 }

@@ -45,7 +45,7 @@ export interface Stats {
   total: number;
   active: number;
   expired: number;
-  by_type: Record<string, { active: number; expired: number; capacity: number; utilization: number }>;
+  by_type: Record<string, { active: number; expired: number; capacity: number; utilization: number | null }>;
 }
 
 export interface ListQuery {

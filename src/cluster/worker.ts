@@ -98,7 +98,7 @@ export function runWorker(): void {
     const first = config;
     const started = await Gateway.start({ configPath: first.source.path, config: first, log, cluster: role });
     // What arrived while it started up: a newer config, newer verdicts.
-    if (config !== first) started.swapIn(config, "cluster");
+    if (config !== first) void started.swapIn(config, "cluster");
     applyMembers(started.runtime, members);
     applyStates(started.runtime, states);
     gw = started;
@@ -115,7 +115,7 @@ export function runWorker(): void {
         configSeq = m.seq;
         config = m.config;
         if (gw) {
-          gw.swapIn(m.config, "cluster");
+          void gw.swapIn(m.config, "cluster");
           reportView();
         } else await maybeStart();
         return;

@@ -1,6 +1,7 @@
 // Turns a validated RawConfig into the runtime GatewayConfig: applies DEFAULTS, merges defaults into each pool.
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
+import { dirname, resolve as resolvePath } from "node:path";
 import { DEFAULTS, RATE_PATTERN, defaultUpstreamId, type RawConfig } from "./schema.ts";
 import type {
   GatewayConfig,
@@ -8,6 +9,7 @@ import type {
   PolicyConfig,
   PoolSettings,
   RateLimitKey,
+  RegistryConfig,
   RunConfig,
   StatusRanges,
 } from "./types.ts";
@@ -76,6 +78,12 @@ export function resolveConfig(
   const adminListen = raw.admin?.listen;
   return {
     listen: parseListen(raw.listen ?? DEFAULTS.listen),
+    redis: {
+      url: raw.redis?.url ?? DEFAULTS.redis.url,
+      keyPrefix: raw.redis?.keyPrefix ?? DEFAULTS.redis.keyPrefix,
+    },
+    ...(raw.registry ? { registry: resolveRegistry(raw.registry, source.path, env) } : {}),
+    defaults,
     shutdownGrace: raw.shutdownGrace ?? DEFAULTS.shutdownGrace,
     drainDelay: raw.drainDelay ?? DEFAULTS.drainDelay,
     workers: raw.workers === "auto" ? availableParallelism() : (raw.workers ?? DEFAULTS.workers),
@@ -84,10 +92,11 @@ export function resolveConfig(
       ...(adminListen !== undefined ? { listen: parseListen(adminListen, "127.0.0.1") } : {}),
     },
     pools: Object.entries(raw.pools).map(([name, p]) => {
-      const { upstreams, sticky, ...settings } = p;
+      const { upstreams = [], discover, sticky, ...settings } = p;
       return {
         name,
         ...mergeSettings(defaults, settings),
+        ...(discover ? { discover } : {}),
         ...(sticky
           ? {
               sticky: {
@@ -113,7 +122,7 @@ export function resolveConfig(
       pool: r.pool,
       stripPrefix: r.stripPrefix ?? false,
       ...(r.host ? { host: r.host.toLowerCase() } : {}),
-      policies: r.policies ?? [],
+      ...(r.policies?.length ? { policies: r.policies } : {}),
     })),
     policies: new Map(Object.entries(raw.policies ?? {}).map(([name, p]) => [name, resolvePolicy(name, p)])),
     trustedProxies: raw.trustedProxies ?? [...DEFAULTS.trustedProxies],
@@ -185,5 +194,37 @@ function resolveRun(run: RawRun): RunConfig {
     env: run.env ?? {},
     restart: run.restart ?? DEFAULTS.run.restart,
     stopGrace: run.stopGrace ?? DEFAULTS.run.stopGrace,
+  };
+}
+
+function parsePortRange(text: string): { first: number; last: number } {
+  const [first, last] = text.split("-").map((x) => Number(x.trim()));
+  return { first: first!, last: last! };
+}
+
+function resolveRegistry(
+  raw: NonNullable<RawConfig["registry"]>,
+  configPath: string,
+  env: Readonly<Record<string, string | undefined>>,
+): RegistryConfig {
+  // As admin.apiKey: GATEWAY_REGISTRY_KEY applies when the file does not set the key; an explicit empty value
+  // means none.
+  const apiKey = raw.apiKey ?? env.GATEWAY_REGISTRY_KEY;
+  return {
+    store: raw.store ?? DEFAULTS.registry.store,
+    file: resolvePath(dirname(configPath), raw.file ?? DEFAULTS.registry.file),
+    ttl: raw.ttl ?? DEFAULTS.registry.ttl,
+    deregisterAfter: raw.deregisterAfter ?? DEFAULTS.registry.deregisterAfter,
+    ...(apiKey ? { apiKey } : {}),
+    policies: raw.policies ?? [],
+    reserved: raw.reserved ?? [],
+    types: Object.fromEntries(
+      Object.entries(raw.types ?? {}).map(([name, t]) => [
+        name,
+        typeof t === "string"
+          ? { range: parsePortRange(t) }
+          : { range: parsePortRange(t.range), ...(t.fallback ? { fallback: t.fallback } : {}) },
+      ]),
+    ),
   };
 }

@@ -43,6 +43,9 @@ export const DEFAULTS = {
   },
   rateLimit: { burst: 0, key: "ip", store: "memory", maxKeys: 100_000 },
   trustedProxies: [] as string[],
+  redis: { url: "redis://127.0.0.1:6379/0", keyPrefix: "gateway" },
+  registry: { store: "memory", file: "./registry.json", ttl: 15_000, deregisterAfter: 60_000 },
+  registryWeight: 1,
 } as const;
 
 /**
@@ -372,17 +375,72 @@ const upstream = z
   })
   .strict();
 
+// Which registry allocations join the pool as primaries: by service type, or by service name.
+const discover = z.union(
+  [z.object({ type: z.string().min(1) }).strict(), z.object({ name: z.string().min(1) }).strict()],
+  { error: "discover must be { type: TYPE } or { name: NAME }" },
+);
+
+// A pool that discovers its members may start with none; the others need one (checked in superRefine, which knows
+// both keys).
 const pool = z
   .object({
-    upstreams: z
-      .array(upstream, { error: "upstreams must be a list" })
-      .min(1, "a pool needs at least one upstream"),
+    upstreams: z.array(upstream, { error: "upstreams must be a list" }),
+    discover,
     ...poolSettings,
     sticky: sticky,
   })
   .strict()
-  .partial()
-  .required({ upstreams: true });
+  .partial();
+
+const PORT_RANGE = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/;
+const portRange = z
+  .string({ error: 'a port range is "FIRST-LAST"' })
+  .regex(PORT_RANGE, 'a port range is "FIRST-LAST", such as 8120-8299')
+  .refine((s) => {
+    const [, a, b] = PORT_RANGE.exec(s) ?? [];
+    return Number(a) >= 1 && Number(b) <= 65535 && Number(a) <= Number(b);
+  }, "a port range runs from a lower to a higher port, within 1-65535");
+
+const registryType = z.union(
+  [portRange, z.object({ range: portRange, fallback: z.string().min(1).optional() }).strict()],
+  { error: 'a type is a port range "FIRST-LAST" or { range, fallback }' },
+);
+
+const port = z.number().int().min(1).max(65535, "a port is 1-65535");
+
+const redis = z
+  .object({
+    url: z
+      .string()
+      .refine(
+        (s) => /^(redis|rediss):\/\/.+|^unix:\/\/\/.+/.test(s) && URL.canParse(s),
+        "url must be redis://, rediss:// or unix:///path/to/socket",
+      ),
+    keyPrefix: z
+      .string()
+      .min(1)
+      .regex(/^[^{}\s]+$/, "keyPrefix may not hold braces or spaces"),
+  })
+  .strict()
+  .partial();
+
+const registry = z
+  .object({
+    store: z.enum(["memory", "file", "redis"], { error: "store must be memory, file or redis" }),
+    file: z.string().min(1),
+    ttl: duration("ttl").refine((v) => v >= 100, "ttl must be at least 100ms"),
+    deregisterAfter: duration("deregisterAfter"),
+    apiKey: z.string().nullable(),
+    policies: z.array(z.string().min(1)),
+    reserved: z.array(port),
+    types: z.record(
+      z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "type names use a-z, 0-9, . _ -"),
+      registryType,
+    ),
+  })
+  .strict()
+  .partial();
 
 const route = z
   .object({
@@ -435,6 +493,8 @@ export const configSchema = z
     processes: z
       .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "process names use letters, digits, _ . -"), run)
       .optional(),
+    redis: redis.optional(),
+    registry: registry.optional(),
   })
   .strict()
   .superRefine(
@@ -442,6 +502,20 @@ export const configSchema = z
       // This also runs when other keys failed (see `when`), so each value is checked before it is used.
       const pools: Record<string, unknown> = isObject(cfg.pools) ? cfg.pools : {};
       for (const [name, p] of Object.entries(pools)) {
+        if (isObject(p) && p.discover === undefined) {
+          if (p.upstreams === undefined)
+            ctx.addIssue({
+              code: "custom",
+              path: ["pools", name, "upstreams"],
+              message: "upstreams is required",
+            });
+          else if (Array.isArray(p.upstreams) && p.upstreams.length === 0)
+            ctx.addIssue({
+              code: "custom",
+              path: ["pools", name, "upstreams"],
+              message: "a pool needs at least one upstream",
+            });
+        }
         const upstreams: unknown[] = isObject(p) && Array.isArray(p.upstreams) ? p.upstreams : [];
         const seen = new Map<string, number>();
         upstreams.forEach((u, i) => {
@@ -471,6 +545,7 @@ export const configSchema = z
             "workers above 1 needs admin.listen (the primary process serves the admin endpoints there)",
         });
       }
+      checkRegistry(cfg.registry, pools, ctx);
       const routes: unknown[] = Array.isArray(cfg.routes) ? cfg.routes : [];
       const policies: Record<string, unknown> = isObject(cfg.policies) ? cfg.policies : {};
       const routeKeys = new Map<string, number>();
@@ -513,6 +588,49 @@ export const configSchema = z
     // By default zod skips this once any other key failed; run it anyway so every error is reported at once.
     { when: (payload) => isObject(payload.value) },
   );
+
+// Overlapping ranges would hand one port to two types; a fallback must name a type; discover must name one too.
+function checkRegistry(reg: unknown, pools: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  const types = isObject(reg) && isObject(reg.types) ? reg.types : {};
+  const ranges: { type: string; first: number; last: number }[] = [];
+  for (const [type, spec] of Object.entries(types)) {
+    const text = typeof spec === "string" ? spec : isObject(spec) ? spec.range : undefined;
+    const m = typeof text === "string" ? PORT_RANGE.exec(text) : null;
+    if (m) {
+      const first = Number(m[1]);
+      const last = Number(m[2]);
+      const other = ranges.find((r) => first <= r.last && r.first <= last);
+      if (other)
+        ctx.addIssue({
+          code: "custom",
+          path: ["registry", "types", type, ...(typeof spec === "string" ? [] : ["range"])],
+          message: `range ${first}-${last} overlaps ${other.type} (${other.first}-${other.last})`,
+        });
+      ranges.push({ type, first, last });
+    }
+    if (isObject(spec) && typeof spec.fallback === "string" && !Object.hasOwn(types, spec.fallback))
+      ctx.addIssue({
+        code: "custom",
+        path: ["registry", "types", type, "fallback"],
+        message: `unknown type "${spec.fallback}"`,
+      });
+  }
+  for (const [name, p] of Object.entries(pools)) {
+    if (!isObject(p) || !isObject(p.discover)) continue;
+    if (reg === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["pools", name, "discover"],
+        message: "discover needs a registry section",
+      });
+    else if (typeof p.discover.type === "string" && !Object.hasOwn(types, p.discover.type))
+      ctx.addIssue({
+        code: "custom",
+        path: ["pools", name, "discover", "type"],
+        message: `unknown registry type "${p.discover.type}"`,
+      });
+  }
+}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

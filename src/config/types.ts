@@ -154,8 +154,35 @@ export interface ListenAddress {
   port: number;
 }
 
+export interface RedisConfig {
+  url: string;
+  keyPrefix: string;
+}
+
+export interface RegistryTypeConfig {
+  range: { first: number; last: number };
+  fallback?: string;
+}
+
+export interface RegistryConfig {
+  store: "memory" | "file" | "redis";
+  /** Absolute (resolved against the config file's folder). */
+  file: string;
+  ttl: number;
+  deregisterAfter: number;
+  apiKey?: string;
+  policies: string[];
+  reserved: number[];
+  types: Record<string, RegistryTypeConfig>;
+}
+
 export interface GatewayConfig {
   listen: ListenAddress;
+  redis: RedisConfig;
+  /** Absent: no registry API. */
+  registry?: RegistryConfig;
+  /** `defaults` merged over the built-in ones: what a pool without overrides gets (and registry health checks). */
+  defaults: PoolSettings;
   shutdownGrace: number;
   /** ms between SIGTERM (readiness already failing) and the drain. */
   drainDelay: number;

@@ -1,4 +1,5 @@
-// The gateway's logger: winston, one JSON object a line (level, time, msg, fields) on stdout or a given stream.
+// The gateway's logger: winston, one JSON object a line (time, level, msg, fields) on stdout or a given stream, or
+// a readable line per event on a terminal.
 import winston from "winston";
 import { EOL } from "node:os";
 import { Writable } from "node:stream";
@@ -58,65 +59,103 @@ export class BatchedWriter extends Writable {
 }
 
 const MESSAGE = Symbol.for("message");
-const jsonFormat = winston.format.json();
+// Insertion order, not sorted: `time`, `level` and `msg` lead, then the fields as the call site gave them.
+const jsonFormat = winston.format.json({ deterministic: false });
 
-// The last record's keys and their sorted order: consecutive lines mostly have the same keys in the same order
-// (the access line), and comparing a dozen interned strings is cheaper than sorting them again.
-let lastKeys: string[] = [];
-let lastSorted: string[] = [];
+export type LogFormat = "json" | "pretty";
 
-function sortedKeys(record: Record<string, unknown>): string[] {
-  const keys = Object.keys(record);
-  if (keys.length === lastKeys.length && keys.every((k, i) => k === lastKeys[i])) return lastSorted;
-  lastKeys = keys;
-  lastSorted = keys.slice().sort();
-  return lastSorted;
+/** The record of one line: `time`, `level`, `msg` first, then the fields in the order they were given. */
+function ordered(info: Record<string, unknown>, time: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { time, level: info.level, msg: info.message };
+  for (const k of Object.keys(info)) {
+    if (k === "level" || k === "message" || k === "time" || k === "msg") continue;
+    out[k] = info[k];
+  }
+  return out;
 }
 
 /**
- * The line format.json() would write, without its per-line cost (docs/benchmarks.md): it runs safe-stable-stringify,
- * configured anew for every line, with a replacer called for every value. A record of flat values (every access
- * line) is written with JSON.stringify in the same sorted key order, so the bytes are the same; anything else
- * (nested objects, arrays, bigint, integer-like keys that JSON.stringify would reorder) returns undefined and goes
- * through format.json() as before.
+ * Whether JSON.stringify writes the same bytes as format.json() for this record: flat values only (every access
+ * line), and no integer-like keys (which both would move to the front, but safe-stable-stringify's handling of
+ * odd values such as bigint differs). format.json() runs safe-stable-stringify, configured anew for every line,
+ * with a replacer called for every value; skipping it is the access line's fast path (docs/benchmarks.md).
  */
-function flatJson(record: Record<string, unknown>): string | undefined {
-  const keys = sortedKeys(record);
-  const sorted: Record<string, unknown> = {};
-  for (const k of keys) {
-    if (k === "message") continue;
+function isFlat(record: Record<string, unknown>): boolean {
+  for (const k in record) {
     const c = k.charCodeAt(0);
-    if (c >= 0x30 && c <= 0x39) return undefined;
+    if (c >= 0x30 && c <= 0x39) return false;
     const v = record[k];
-    if (v !== null && typeof v === "object") return undefined;
-    if (typeof v === "bigint" || typeof v === "function" || typeof v === "symbol") return undefined;
-    sorted[k] = v;
+    if (v !== null && typeof v === "object") return false;
+    if (typeof v === "bigint" || typeof v === "function" || typeof v === "symbol") return false;
   }
-  return JSON.stringify(sorted);
+  return true;
+}
+
+/** The slow path alone: what format.json() writes for a record (the test that both paths agree uses it). */
+export function slowJsonLine(record: Record<string, unknown>): string {
+  const info = jsonFormat.transform({ ...record } as never, jsonFormat.options) as Record<symbol, unknown>;
+  return String(info[MESSAGE]);
+}
+
+/** One JSON log line (without the newline) for a record already in line order. */
+export function jsonLine(record: Record<string, unknown>): string {
+  return isFlat(record) ? JSON.stringify(record) : slowJsonLine(record);
+}
+
+const COLORS: Record<string, string> = { error: "31", warn: "33", info: "36", debug: "90" };
+
+function prettyValue(v: unknown): string {
+  if (typeof v === "string") return v === "" || /[\s="]/.test(v) ? JSON.stringify(v) : v;
+  if (typeof v === "bigint") return v.toString();
+  if (v !== null && typeof v === "object") {
+    try {
+      return JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x));
+    } catch {
+      return "[circular]";
+    }
+  }
+  return String(v);
+}
+
+/** One line for a terminal: `12:04:05.123 INFO  msg key=value ...`, the level in colour when `color`. */
+export function prettyLine(record: Record<string, unknown>, color: boolean): string {
+  const time = typeof record.time === "string" ? record.time.slice(11, 23) : "";
+  const level = String(record.level);
+  const tag = level.toUpperCase().padEnd(5);
+  const fields = Object.keys(record)
+    .filter((k) => k !== "time" && k !== "level" && k !== "msg" && record[k] !== undefined)
+    .map((k) => `${k}=${prettyValue(record[k])}`);
+  const head = color ? `\x1b[${COLORS[level] ?? "0"}m${tag}\x1b[0m` : tag;
+  return [time, head, String(record.msg), ...fields].join(" ");
 }
 
 // One light format: `format.timestamp()` and printf cost more per line (dependencies.md §5), and the access line
 // is written once per request.
-const contractShape = winston.format((info) => {
+const contractShape = winston.format((info, options: unknown) => {
+  const opts = options as { pretty?: boolean; color?: boolean };
+  const record = ordered(info, new Date().toISOString());
   const out: Record<string | symbol, unknown> = info;
-  out.time = new Date().toISOString();
-  out.msg = info.message;
-  // `message` is left out by flatJson; the slow path removes it (a delete would also slow the fast one down).
-  const line = flatJson(out);
-  if (line !== undefined) {
-    out[MESSAGE] = line;
-    return info;
-  }
-  delete out.message;
-  return jsonFormat.transform(info, jsonFormat.options);
+  out[MESSAGE] = opts.pretty ? prettyLine(record, opts.color === true) : jsonLine(record);
+  return info;
 });
 
 export function parseLogLevel(value: string | undefined): LogLevel {
   return value === "error" || value === "warn" || value === "debug" ? value : "info";
 }
 
-export function createLogger(options: { level?: LogLevel; stream?: Writable } = {}): Logger {
+/** `json` or `pretty`; anything else (unset) is undefined: the default then depends on the output. */
+export function parseLogFormat(value: string | undefined): LogFormat | undefined {
+  return value === "json" || value === "pretty" ? value : undefined;
+}
+
+export function createLogger(
+  options: { level?: LogLevel; stream?: Writable; format?: LogFormat } = {},
+): Logger {
   const dest = options.stream ?? process.stdout;
+  const tty = (dest as Partial<NodeJS.WriteStream>).isTTY === true;
+  // Pretty for a person at a terminal; JSON (the contract's format) for anything that collects logs.
+  const format =
+    options.format ?? parseLogFormat(process.env.GATEWAY_LOG_FORMAT) ?? (tty ? "pretty" : "json");
   if (dest === process.stdout) {
     // A closed pipe (e.g. `gateway | head`) must not crash the process with an unhandled EPIPE.
     process.stdout.on("error", () => undefined);
@@ -124,7 +163,7 @@ export function createLogger(options: { level?: LogLevel; stream?: Writable } = 
   const stream = new BatchedWriter(dest);
   const w = winston.createLogger({
     level: options.level ?? parseLogLevel(process.env.GATEWAY_LOG_LEVEL),
-    format: contractShape(),
+    format: contractShape({ pretty: format === "pretty", color: tty && !process.env.NO_COLOR }),
     transports: [
       // winston's bundled transport types lag its runtime class; the object is a real Stream transport.
       // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment

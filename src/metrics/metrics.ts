@@ -13,6 +13,12 @@ export interface StateSnapshot {
   }[];
 }
 
+/** What the registry gauges read at scrape time (absent while no registry is configured). */
+export interface RegistryMetricsSnapshot {
+  storeUp: boolean;
+  types: { type: string; active: number; expired: number; capacity: number }[];
+}
+
 // Proxy latencies: from a 1 ms cache hit to the 30 s default response timeout.
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -73,6 +79,7 @@ export async function clusterMetricsText(
 export class GatewayMetrics {
   readonly registry = new Registry();
   private snapshot: () => StateSnapshot = () => ({ pools: [] });
+  private registrySnapshot: (() => RegistryMetricsSnapshot) | undefined;
   private exporter: (() => Promise<string>) | undefined;
 
   readonly requests = new Counter({
@@ -112,11 +119,19 @@ export class GatewayMetrics {
     labelNames: ["pool", "upstream", "result"] as const,
     registers: [this.registry],
   });
-  readonly inflight = new Gauge({
-    name: "gateway_inflight_requests",
-    help: "Requests being proxied now.",
-    registers: [this.registry],
-  });
+  private inflightNow: () => number = () => 0;
+  readonly inflight = (() => {
+    const read = () => this.inflightNow();
+    return new Gauge({
+      name: "gateway_inflight_requests",
+      help: "Requests being proxied now.",
+      registers: [this.registry],
+      // Read at scrape time from the handler's own count: nothing to update per request.
+      collect() {
+        this.set(read());
+      },
+    });
+  })();
   readonly configReloads = new Counter({
     name: "gateway_config_reloads_total",
     help: "Config loads after the first, by result.",
@@ -132,6 +147,20 @@ export class GatewayMetrics {
     name: "gateway_managed_restarts_total",
     help: "Restarts of managed upstream processes.",
     labelNames: ["pool", "upstream"] as const,
+    registers: [this.registry],
+  });
+
+  readonly registryOps = new Counter({
+    name: "gateway_registry_operations_total",
+    help: "Registry operations, by op (allocate, heartbeat, release, expire, remove) and result (ok, error).",
+    labelNames: ["op", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly policyRejections = new Counter({
+    name: "gateway_policy_rejections_total",
+    help: "Requests a route's policy refused, by policy name and reason (unauthorized, rate_limited).",
+    labelNames: ["route", "policy", "reason"] as const,
     registers: [this.registry],
   });
 
@@ -195,6 +224,49 @@ export class GatewayMetrics {
         for (const p of read().pools) this.set({ pool: p.name }, p.tier);
       },
     });
+    this.registryGauges();
+  }
+
+  /** Gives the registry gauges their source; set when a registry is configured. */
+  setRegistrySource(source: (() => RegistryMetricsSnapshot) | undefined): void {
+    this.registrySnapshot = source;
+  }
+
+  private registryGauges(): void {
+    const read = () => this.registrySnapshot?.();
+    new Gauge({
+      name: "gateway_registry_allocations",
+      help: "Registry allocations, by the type they asked for and their lease status.",
+      labelNames: ["type", "status"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of read()?.types ?? []) {
+          this.set({ type: t.type, status: "active" }, t.active);
+          this.set({ type: t.type, status: "expired" }, t.expired);
+        }
+      },
+    });
+    new Gauge({
+      name: "gateway_registry_capacity",
+      help: "Ports of each registry type's range, minus the reserved ones.",
+      labelNames: ["type"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of read()?.types ?? []) if (t.capacity > 0) this.set({ type: t.type }, t.capacity);
+      },
+    });
+    new Gauge({
+      name: "gateway_registry_store_up",
+      help: "1 when the registry store answers, else 0.",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const s = read();
+        if (s) this.set(s.storeUp ? 1 : 0);
+      },
+    });
   }
 
   /** The Prometheus text of /metrics: this registry, or the cluster's merged view when the primary set one. */
@@ -218,6 +290,11 @@ export class GatewayMetrics {
         if (v.labels.pool === pool && v.labels.upstream === upstream) metric.remove(v.labels as never);
       }
     }
+  }
+
+  /** Gives gateway_inflight_requests its source (the HTTP handler's count of requests in flight). */
+  inflightSource(read: () => number): void {
+    this.inflightNow = read;
   }
 
   /** Gives the state gauges their source; the gateway sets it once its runtime exists. */

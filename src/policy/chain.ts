@@ -5,33 +5,46 @@ import type { IncomingMessage } from "node:http";
 import type { AuthConfig, GatewayConfig, PolicyConfig } from "../config/types.ts";
 import type { Logger } from "../log/log.ts";
 import { ApiKeys } from "./api-keys.ts";
-import { TrustedProxies } from "./client-address.ts";
-import { Cors, isPreflight, type HeaderPairs } from "./cors.ts";
+import { TrustedProxies, cameOverHttps } from "./client-address.ts";
+import { Cors, isPreflight, stripCorsHeaders, type HeaderPairs } from "./cors.ts";
 import { JwtVerifier, type JwtFailure } from "./jwt.ts";
 import { RateLimit, rateLimitKeyOf, retryAfter, stateItem } from "./rate-limit.ts";
+import { StickyCookie } from "./sticky.ts";
 
 export type { HeaderPairs } from "./cors.ts";
 
-/** What the policies learn and decide about one request, filled as the steps run. */
+/** Headers of an answer about to be written (the pipeline's HeaderBag): lowercase names. */
+export type HeaderBag = Record<string, string | string[] | number | undefined>;
+
+/**
+ * What the policies see of one exchange (HTTP request or WebSocket upgrade). Structurally the pipeline's
+ * `PolicyExchange` (proxy/phases.ts): policy sits below proxy and does not import it.
+ */
 export interface PolicyExchange {
+  readonly req: IncomingMessage;
   /** The client address (trustedProxies applied). */
-  client: string;
-  /** Set by a passing auth: the key's name or the JWT's `sub`. */
+  readonly client: string;
+  /** Set by a passing auth: the key's name or the JWT's `sub`; sent upstream as X-Auth-Subject. */
   subject: string | undefined;
-  /** Headers every answer to this request carries (CORS, RateLimit), proxied or the gateway's own. */
-  responseHeaders: HeaderPairs;
+  /** The upstream of the current attempt, once picked. */
+  readonly target: { readonly id: string } | undefined;
+  /** This module's per-request state (`ChainState`), carried from the request phase to the response phase. */
+  policyState: unknown;
+  dropUpstreamHeader(name: string): void;
 }
 
-/** A request the policies answer themselves instead of proxying it. */
+/** A request the policies answer themselves instead of proxying it (the pipeline's PolicyAnswer). */
 export type PolicyAnswer =
-  | { kind: "preflight"; headers: HeaderPairs }
-  | {
-      kind: "reject";
-      code: "unauthorized" | "rate_limited";
-      policy: string;
-      message: string;
-      headers: HeaderPairs;
-    };
+  | { error: "unauthorized" | "rate_limited"; message: string; headers: HeaderBag }
+  | { status: number; headers: HeaderBag };
+
+/** What the request phase leaves for the response phase. */
+interface ChainState {
+  /** Headers every answer carries: CORS, RateLimit. */
+  headers: HeaderPairs;
+  /** The sticky upstream the request's cookie named (current secret), if any. */
+  stickyId: string | undefined;
+}
 
 export interface PolicyDeps {
   log: Logger;
@@ -120,6 +133,7 @@ export class PolicySet {
   /** Instances by a digest of their kind, name and config: what survives a reload. */
   private readonly byDigest = new Map<string, Cors | Auth | RateLimit>();
   private readonly chains = new Map<string, RouteChain>();
+  private readonly sticky = new Map<string, StickyCookie>();
 
   constructor(
     config: GatewayConfig,
@@ -128,6 +142,23 @@ export class PolicySet {
   ) {
     this.trusted = new TrustedProxies(config.trustedProxies);
     for (const p of config.policies.values()) this.build(p, previous);
+    for (const pool of config.pools) {
+      if (pool.sticky) {
+        this.sticky.set(
+          pool.name,
+          new StickyCookie(
+            pool.sticky,
+            pool.upstreams.map((u) => u.id),
+          ),
+        );
+      }
+    }
+  }
+
+  /** A route's compiled steps (the runtime's PolicyCompiler), or undefined when it has nothing to run. */
+  compile(route: { id: string; pool: string; policies?: readonly string[] }): RouteChain | undefined {
+    const c = this.chain(route.id, route.policies ?? [], route.pool);
+    return c.empty ? undefined : c;
   }
 
   private build(p: PolicyConfig, previous: PolicySet | undefined): void {
@@ -161,19 +192,21 @@ export class PolicySet {
   }
 
   /** The compiled chain of a list of policy names (a route's, or the registry API's), labelled `route`. */
-  chain(route: string, names: readonly string[]): RouteChain {
-    const key = `${route}\u0000${names.join("\u0000")}`;
+  chain(route: string, names: readonly string[], pool?: string): RouteChain {
+    const key = `${route}\u0000${pool ?? ""}\u0000${names.join("\u0000")}`;
     let c = this.chains.get(key);
     if (!c) {
       // The last listed cors applies; every auth and every rate limit apply, each once.
       const corsName = names.findLast((n) => this.cors.has(n));
       const unique = [...new Set(names)];
+      const sticky = pool !== undefined ? this.sticky.get(pool) : undefined;
       c = new RouteChain(
         route,
         corsName !== undefined ? this.cors.get(corsName)! : undefined,
         unique.flatMap((n) => (this.auths.has(n) ? [this.auths.get(n)!] : [])),
         unique.flatMap((n) => (this.limits.has(n) ? [this.limits.get(n)!] : [])),
         this.deps,
+        sticky ? { cookie: sticky, trusted: this.trusted } : undefined,
       );
       this.chains.set(key, c);
     }
@@ -192,15 +225,22 @@ export class PolicySet {
 }
 
 /**
- * The pre-bound steps of one route. `request` runs the request phase: it removes a client-sent X-Auth-Subject
- * (on every route), answers a preflight, checks every auth, counts every rate limit, and sets X-Auth-Subject for
- * the upstream. It returns an answer for the client, or undefined to proxy the request.
+ * The pre-bound steps of one route, in the shape of the pipeline's `RoutePolicies` (proxy/phases.ts):
+ * - `request`: answers a preflight, checks every auth, counts every rate limit (in that order), and marks the
+ *   credentials that must not reach the upstream. Returns an answer for the client, or undefined to proxy.
+ * - `prefer`: the upstream a sticky cookie names (the pool honours it only inside its active tier).
+ * - `response`: on every answer, the upstream's Access-Control-* headers replaced by the route's, the RateLimit
+ *   headers, and the sticky cookie (re-)issued when the request did not already carry the right one.
  */
 export class RouteChain {
-  /** True when the route has no policy at all: the proxy only needs `stripClientHeaders`. */
+  readonly request?: (ex: PolicyExchange) => PolicyAnswer | undefined | Promise<PolicyAnswer | undefined>;
+  readonly prefer?: <U extends { readonly id: string }>(
+    ex: PolicyExchange,
+    upstreams: readonly U[],
+  ) => U | undefined;
+  readonly response?: (ex: PolicyExchange, status: number, headers: HeaderBag) => void;
+  /** True when the route has no policy and no sticky pool: the pipeline skips every phase. */
   readonly empty: boolean;
-  /** The upstream's Access-Control-* headers are removed from its answers. */
-  readonly stripsUpstreamCors: boolean;
 
   constructor(
     readonly route: string,
@@ -208,53 +248,57 @@ export class RouteChain {
     readonly auths: readonly Auth[],
     readonly limits: readonly RateLimit[],
     private readonly deps: PolicyDeps,
+    readonly sticky?: { cookie: StickyCookie; trusted: TrustedProxies },
   ) {
-    this.empty = !cors && auths.length === 0 && limits.length === 0;
-    this.stripsUpstreamCors = cors !== undefined;
+    this.empty = !cors && auths.length === 0 && limits.length === 0 && !sticky;
+    if (this.empty) return;
+    this.request = (ex) => this.requestPhase(ex);
+    this.response = (ex, status, headers) => this.responsePhase(ex, status, headers);
+    if (sticky) this.prefer = (ex, upstreams) => this.preferSticky(ex, upstreams);
   }
 
-  /** Runs the request phase (see the class comment). Synchronous when the route has no auth or limit. */
-  request(
-    req: IncomingMessage,
-    ex: PolicyExchange,
-  ): PolicyAnswer | undefined | Promise<PolicyAnswer | undefined> {
+  private state(ex: PolicyExchange): ChainState {
+    let st = ex.policyState as ChainState | undefined;
+    if (!st) {
+      st = { headers: [], stickyId: undefined };
+      ex.policyState = st;
+    }
+    return st;
+  }
+
+  private requestPhase(ex: PolicyExchange): PolicyAnswer | undefined | Promise<PolicyAnswer | undefined> {
+    const req = ex.req;
     const h = req.headers;
-    delete h["x-auth-subject"];
-    if (this.empty) return undefined;
+    const st = this.state(ex);
     if (this.cors) {
       const origin = h.origin;
       if (isPreflight(req.method, origin, h["access-control-request-method"])) {
-        return { kind: "preflight", headers: this.cors.preflight(origin as string) };
+        // The preflight's own headers are the whole answer; the response phase adds nothing to them.
+        st.headers = this.cors.preflight(origin as string);
+        return { status: 204, headers: {} };
       }
-      for (const pair of this.cors.actual(origin)) ex.responseHeaders.push(pair);
+      for (const pair of this.cors.actual(origin)) st.headers.push(pair);
     }
     if (this.auths.length === 0 && this.limits.length === 0) return undefined;
-    return this.guarded(req, ex);
+    return this.guarded(ex, st);
   }
 
-  private async guarded(req: IncomingMessage, ex: PolicyExchange): Promise<PolicyAnswer | undefined> {
-    const h = req.headers;
+  private async guarded(ex: PolicyExchange, st: ChainState): Promise<PolicyAnswer | undefined> {
+    const h = ex.req.headers;
     if (this.auths.length > 0) {
       const strip = { authorization: false };
       for (const auth of this.auths) {
-        const r = await auth.check(req, strip);
+        const r = await auth.check(ex.req, strip);
         if (typeof r !== "string") {
           this.deps.rejected(this.route, auth.name, "unauthorized");
-          return {
-            kind: "reject",
-            code: "unauthorized",
-            policy: auth.name,
-            message: r.message,
-            headers: auth.challengeHeaders,
-          };
+          return { error: "unauthorized", message: r.message, headers: { "www-authenticate": "Bearer" } };
         }
         ex.subject ??= r;
       }
       // Credentials stop here: an API key is the gateway's business. A JWT's Authorization is passed on (the
       // upstream may read its claims).
-      delete h["x-api-key"];
-      if (strip.authorization) delete h.authorization;
-      h["x-auth-subject"] = ex.subject;
+      ex.dropUpstreamHeader("x-api-key");
+      if (strip.authorization) ex.dropUpstreamHeader("authorization");
     }
     if (this.limits.length > 0) {
       const policies: string[] = [];
@@ -265,21 +309,62 @@ export class RouteChain {
         states.push(stateItem(limit.name, d.remaining, d.resetMs));
         if (!d.allowed) {
           this.deps.rejected(this.route, limit.name, "rate_limited");
-          ex.responseHeaders.push(
-            ["ratelimit-policy", policies.join(", ")],
-            ["ratelimit", states.join(", ")],
-          );
+          st.headers.push(["ratelimit-policy", policies.join(", ")], ["ratelimit", states.join(", ")]);
           return {
-            kind: "reject",
-            code: "rate_limited",
-            policy: limit.name,
+            error: "rate_limited",
             message: `Rate limit ${limit.name} exceeded; retry after the time in Retry-After.`,
-            headers: [["retry-after", retryAfter(d.resetMs)]],
+            headers: { "retry-after": retryAfter(d.resetMs) },
           };
         }
       }
-      ex.responseHeaders.push(["ratelimit-policy", policies.join(", ")], ["ratelimit", states.join(", ")]);
+      st.headers.push(["ratelimit-policy", policies.join(", ")], ["ratelimit", states.join(", ")]);
     }
     return undefined;
   }
+
+  private preferSticky<U extends { readonly id: string }>(
+    ex: PolicyExchange,
+    upstreams: readonly U[],
+  ): U | undefined {
+    const cookie = this.sticky!.cookie;
+    const id = cookie.upstreamOf(ex.req.headers.cookie, upstreams);
+    if (id === undefined) return undefined;
+    const st = this.state(ex);
+    if (cookie.isCurrent(ex.req.headers.cookie, id)) st.stickyId = id;
+    for (const u of upstreams) if (u.id === id) return u;
+    return undefined;
+  }
+
+  private responsePhase(ex: PolicyExchange, status: number, headers: HeaderBag): void {
+    const st = ex.policyState as ChainState | undefined;
+    if (this.cors) stripCorsHeaders(headers);
+    if (st) {
+      for (const [name, value] of st.headers) {
+        if (name === "vary") addVary(headers, value);
+        else headers[name] = value;
+      }
+    }
+    const sticky = this.sticky;
+    const target = ex.target;
+    // Only an upstream's own answer pins the client; a cookie that already names the upstream is left alone.
+    if (sticky && target && status < 500 && st?.stickyId !== target.id) {
+      const req = ex.req;
+      const secure = cameOverHttps(
+        "encrypted" in req.socket && req.socket.encrypted === true,
+        req.socket.remoteAddress ?? "",
+        req.headers["x-forwarded-proto"],
+        sticky.trusted,
+      );
+      const line = sticky.cookie.setCookie(target.id, secure);
+      const prior = headers["set-cookie"];
+      headers["set-cookie"] =
+        prior === undefined ? line : [...(Array.isArray(prior) ? prior : [String(prior)]), line];
+    }
+  }
+}
+
+function addVary(headers: HeaderBag, value: string): void {
+  const prior = headers.vary;
+  if (prior === undefined) headers.vary = value;
+  else if (!/(^|,)\s*(origin|\*)\s*(,|$)/i.test(String(prior))) headers.vary = `${String(prior)}, ${value}`;
 }

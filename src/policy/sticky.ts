@@ -34,24 +34,35 @@ export class StickyCookie {
     readonly config: StickyConfig,
     upstreamIds: readonly string[],
   ) {
-    // Previous secrets first, so a value the current secret also yields maps the current way.
-    for (const secret of [...config.previousSecrets].reverse()) {
-      for (const id of upstreamIds) this.byValue.set(stickyValue(secret, id), id);
-    }
-    const maxAge = config.maxAge !== undefined ? `; Max-Age=${Math.floor(config.maxAge / 1000)}` : "";
-    for (const id of upstreamIds) {
-      const value = stickyValue(config.secret, id);
-      this.byValue.set(value, id);
-      this.current.set(id, value);
-      const plain = `${config.cookie}=${value}; Path=/; HttpOnly; SameSite=Lax${maxAge}`;
-      this.setCookies.set(id, { plain, secure: `${plain}; Secure` });
-    }
+    for (const id of upstreamIds) this.add(id);
   }
 
-  /** The upstream id a request's Cookie header names (current or previous secret), or undefined. */
-  upstreamOf(cookieHeader: string | undefined): string | undefined {
+  private add(id: string): void {
+    const { config } = this;
+    const maxAge = config.maxAge !== undefined ? `; Max-Age=${Math.floor(config.maxAge / 1000)}` : "";
+    for (const secret of config.previousSecrets) {
+      const old = stickyValue(secret, id);
+      if (!this.byValue.has(old)) this.byValue.set(old, id);
+    }
+    const value = stickyValue(config.secret, id);
+    this.byValue.set(value, id);
+    this.current.set(id, value);
+    const plain = `${config.cookie}=${value}; Path=/; HttpOnly; SameSite=Lax${maxAge}`;
+    this.setCookies.set(id, { plain, secure: `${plain}; Secure` });
+  }
+
+  /**
+   * The upstream id a request's Cookie header names (current or previous secret), or undefined. `members` are the
+   * pool's upstreams now: members that joined after the config loaded (discovered ones) get their values here.
+   */
+  upstreamOf(
+    cookieHeader: string | undefined,
+    members: readonly { readonly id: string }[] = [],
+  ): string | undefined {
     const value = readCookie(cookieHeader, this.config.cookie);
-    return value === undefined ? undefined : this.byValue.get(value);
+    if (value === undefined) return undefined;
+    for (const m of members) if (!this.current.has(m.id)) this.add(m.id);
+    return this.byValue.get(value);
   }
 
   /** True when the cookie carries the current secret's value for `id` (no need to set it again). */
@@ -61,8 +72,9 @@ export class StickyCookie {
   }
 
   /** The Set-Cookie naming upstream `id`; Secure when the request came over https. */
-  setCookie(id: string, secure: boolean): string | undefined {
-    const c = this.setCookies.get(id);
-    return c && (secure ? c.secure : c.plain);
+  setCookie(id: string, secure: boolean): string {
+    if (!this.current.has(id)) this.add(id);
+    const c = this.setCookies.get(id)!;
+    return secure ? c.secure : c.plain;
   }
 }

@@ -137,8 +137,25 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
   /**
    * Picks an upstream for one attempt, skipping `exclude` (upstreams this request already tried). The active
    * tier goes first; the other tier is the fallback, so a retry after the only primary failed reaches a backup.
+   * `preferred` (the pick hook of a route's policies) is taken when it is available in the active tier.
    */
-  pick(exclude: ReadonlySet<Upstream> | undefined, clientKey: string): Upstream | undefined {
+  pick(
+    exclude: ReadonlySet<Upstream> | undefined,
+    clientKey: string,
+    preferred?: Upstream,
+  ): Upstream | undefined {
+    // A preferred upstream (a sticky cookie) wins only inside the active tier: it must not pull traffic onto a
+    // backup while primaries serve, nor back onto a primary before the failback dwell is over.
+    if (
+      preferred &&
+      this.currentTier !== -1 &&
+      preferred.backup === (this.currentTier === 1) &&
+      preferred.available() &&
+      !exclude?.has(preferred) &&
+      this.upstreams.includes(preferred)
+    ) {
+      return preferred;
+    }
     const usable = exclude?.size
       ? (u: Upstream) => u.available() && !exclude.has(u)
       : (u: Upstream) => u.available();

@@ -1,6 +1,6 @@
 // The request body of one proxied request: kept in memory when small (so it can be replayed on a retry),
 // streamed otherwise, and never read from the client before an upstream connection is up.
-import { PassThrough, Stream } from "node:stream";
+import { PassThrough } from "node:stream";
 import type { IncomingMessage } from "node:http";
 
 /** Bodies up to this size are kept for replay (contract: 64 KiB). */
@@ -10,37 +10,10 @@ export class BodyTooLargeError extends Error {
   readonly code = "GW_BODY_TOO_LARGE";
 }
 
-/** One attempt's view of the body: an empty stream for the proxy, filled once `start()` is called. */
+/** One attempt's view of a streamed body: a stream to pipe upstream, filled once `start()` is called. */
 export interface BodyFeed {
-  /** What the proxy library pipes into the upstream request; only `pipe` and `error` events are used. */
-  stream: Stream;
+  stream: PassThrough;
   start(): void;
-}
-
-/**
- * The feed of a request without a body (most GETs): ends the upstream request once `start()` is called, like an
- * empty PassThrough would, without building a stream pair and a pipe per attempt (~4 µs, docs/benchmarks.md). A
- * legacy `Stream` is all the proxy library needs: it only calls `pipe()` on it.
- */
-class EmptyFeed extends Stream implements BodyFeed {
-  private dest: NodeJS.WritableStream | undefined;
-  private started = false;
-
-  get stream(): Stream {
-    return this;
-  }
-
-  override pipe<T extends NodeJS.WritableStream>(destination: T): T {
-    this.dest = destination;
-    if (this.started) destination.end();
-    return destination;
-  }
-
-  start(): void {
-    if (this.started) return;
-    this.started = true;
-    this.dest?.end();
-  }
 }
 
 export class RequestBody {
@@ -48,14 +21,29 @@ export class RequestBody {
   readonly replayable: boolean;
   private readonly kept: Buffer[];
   private started = false;
+  private whole: Buffer | undefined;
   private constructor(
     private readonly req: IncomingMessage,
     kept: Buffer[],
     complete: boolean,
     private readonly maxBodySize: number,
+    /** Whether the client declared a body (Content-Length or Transfer-Encoding). */
+    private readonly declared: boolean,
   ) {
     this.kept = kept;
     this.replayable = complete;
+  }
+
+  /** The length of a declared body read whole (it replaces the client's framing upstream), else undefined. */
+  get keptLength(): number | undefined {
+    if (!this.declared || !this.replayable) return undefined;
+    return this.body().length;
+  }
+
+  /** A body read whole, as one buffer (empty for none): sent with the request's head, on every attempt. */
+  body(): Buffer {
+    this.whole ??= this.kept.length === 1 ? this.kept[0]! : Buffer.concat(this.kept);
+    return this.whole;
   }
 
   /**
@@ -106,12 +94,7 @@ export class RequestBody {
       req.on("error", onError);
       req.on("close", onClose);
     });
-    if (complete) {
-      const length = kept.reduce((n, b) => n + b.length, 0);
-      req.headers["content-length"] = String(length);
-      delete req.headers["transfer-encoding"];
-    }
-    return new RequestBody(req, kept, complete, maxBodySize);
+    return new RequestBody(req, kept, complete, maxBodySize, true);
   }
 
   /** Whether the request declares a body (a non-zero Content-Length, or Transfer-Encoding). */
@@ -122,7 +105,7 @@ export class RequestBody {
 
   /** The body of a request without one, at once: the handler skips a promise and an await for most GETs. */
   static none(req: IncomingMessage, maxBodySize: number): RequestBody {
-    return new RequestBody(req, [], true, maxBodySize);
+    return new RequestBody(req, [], true, maxBodySize, false);
   }
 
   /** Whether a new attempt can still be given the body: always when kept, else only before any was sent. */
@@ -135,17 +118,12 @@ export class RequestBody {
     return this.started;
   }
 
+  /** The feed of a streamed body (not `replayable`): its first attempt gets it, later ones an error. */
   open(): BodyFeed {
-    if (this.replayable && this.kept.length === 0) return new EmptyFeed();
     const stream = new PassThrough();
     return {
       stream,
       start: () => {
-        if (this.replayable) {
-          for (const chunk of this.kept) stream.write(chunk);
-          stream.end();
-          return;
-        }
         if (this.started) {
           stream.destroy(new Error("request body already sent"));
           return;

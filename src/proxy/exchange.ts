@@ -3,43 +3,45 @@
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "../log/log.ts";
 import { methodLabel, type GatewayMetrics } from "../metrics/metrics.ts";
-import type { Upstream } from "../pool/upstream.ts";
 import type { PoolRuntime } from "../runtime/runtime.ts";
-import { requestIdOf } from "./headers.ts";
+import { clientAddress, requestIdOf } from "./headers.ts";
 
-export interface Exchange {
-  requestId: string;
-  method: string;
-  path: string;
+/** What the access line and the request metrics read of an exchange once it is over. */
+export interface ExchangeRecord {
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly client: string;
+  readonly started: number;
+  subject: string | undefined;
   route: string;
   pool: string;
   upstream: string;
   attempts: number;
-  started: number;
-  /** The upstream whose in-flight count lasts until the response is sent; the handler releases it. */
-  answering: Upstream | undefined;
 }
 
-export function newExchange(req: IncomingMessage): Exchange {
+/** A bare record for a request the gateway answers before any routing (CONNECT, `OPTIONS *`). */
+export function newExchange(req: IncomingMessage): ExchangeRecord {
   const rawUrl = req.url ?? "";
   const q = rawUrl.indexOf("?");
   return {
     requestId: requestIdOf(req),
     method: req.method ?? "GET",
     path: q < 0 ? rawUrl : rawUrl.slice(0, q),
+    client: clientAddress(req),
+    started: performance.now(),
+    subject: undefined,
     route: "none",
     pool: "",
     upstream: "",
     attempts: 0,
-    started: performance.now(),
-    answering: undefined,
   };
 }
 
 /** The access line and the request metrics of one exchange, once it is over. */
 export function recordExchange(
   deps: { metrics: GatewayMetrics; log: Logger },
-  ex: Exchange,
+  ex: ExchangeRecord,
   status: number,
 ): void {
   const seconds = (performance.now() - ex.started) / 1000;
@@ -56,6 +58,8 @@ export function recordExchange(
     upstream: ex.upstream,
     attempts: ex.attempts,
     requestId: ex.requestId,
+    client: ex.client,
+    ...(ex.subject !== undefined ? { subject: ex.subject } : {}),
   });
 }
 

@@ -1,77 +1,29 @@
-// The forwarding engine, the only module that imports the proxy library (http-proxy-3): sends one attempt of a
-// request to one upstream and reports how it ended, exactly once.
+// The forwarding engine: the upstreams' keep-alive agents, plain HTTP attempts on node:http (attempt.ts), and
+// WebSocket upgrades through the proxy library (http-proxy-3), of which this is the only importer.
 import http from "node:http";
 import https from "node:https";
+import net from "node:net";
 import type { Duplex } from "node:stream";
+import tls from "node:tls";
 import { createProxyServer } from "http-proxy-3";
-import { BodyTooLargeError, type BodyFeed } from "./body.ts";
-import { stripResponseHopByHop } from "./headers.ts";
+import { HttpAttempt, UpstreamError, type AttemptOptions } from "./attempt.ts";
+import { DeadlineSweep } from "./deadlines.ts";
+import type { HeaderBag } from "./phases.ts";
 
-export type FailureKind = "connect" | "connect_timeout" | "reset" | "response_timeout" | "body_too_large";
-
-/** Why an attempt got no response. `requestSent` is false when not a byte of the request left the gateway. */
-export class UpstreamError extends Error {
-  constructor(
-    readonly kind: FailureKind,
-    readonly code: string,
-    message: string,
-    readonly requestSent: boolean,
-  ) {
-    super(message);
-  }
-}
-
-export type AttemptOutcome =
-  { kind: "response"; status: number } | { kind: "failed"; error: UpstreamError } | { kind: "aborted" };
-
-export interface AttemptOptions {
-  target: URL;
-  agent: http.Agent;
-  /** Path and query to request upstream. */
-  path: string;
-  body: BodyFeed;
-  connectTimeout: number;
-  responseTimeout: number;
-}
-
-interface Attempt {
-  settled: boolean;
-  settle(outcome: AttemptOutcome): void;
-  proxyReq?: http.ClientRequest;
-  connected: boolean;
-  connectTimedOut: boolean;
-  responseTimedOut: boolean;
-  tooLarge: boolean;
-  options: AttemptOptions;
-  connectTimer?: NodeJS.Timeout;
-  responseTimer?: NodeJS.Timeout;
-  written: number;
-}
-
-const kAttempt = Symbol("gateway.attempt");
-type WithAttempt = http.IncomingMessage & { [kAttempt]?: Attempt };
-
-const CONNECT_CODES = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EADDRNOTAVAIL",
-]);
+export { HttpAttempt, UpstreamError };
+export type { AttemptOptions, AttemptOutcome, FailureKind } from "./attempt.ts";
 
 /**
- * Wraps http-proxy-3 with what it does not do safely by default (dependencies.md §1): keep-alive agents, our own
- * connect and response deadlines (504 vs 502), hop-by-hop stripping on responses, cutting the client when the
- * upstream response breaks off, and one settlement per attempt however many events fire.
+ * Owns what outlives one request: a keep-alive agent per upstream (dependencies.md §1: without one, every request
+ * opens a connection), the deadline sweep of attempts in flight, and the proxy library for WebSocket upgrades.
  */
 export class Forwarder {
-  private readonly proxy = createProxyServer({ selfHandleResponse: true, xfwd: false });
+  private readonly proxy = createProxyServer({ xfwd: false });
   private readonly agents = new Map<object, http.Agent>();
+  /** Connect and response deadlines of every HTTP attempt in flight, checked by one timer. */
+  readonly deadlines = new DeadlineSweep();
 
   constructor() {
-    this.proxy.on("proxyReq", (proxyReq, req) => this.onProxyReq(proxyReq, req as WithAttempt));
-    this.proxy.on("proxyRes", (proxyRes, req, res) => this.onProxyRes(proxyRes, req as WithAttempt, res));
     // Errors reach the per-call callbacks; these listeners only keep a stray event from crashing the process.
     this.proxy.on("error", () => undefined);
     // One `proxyReqWs` listener per pending upgrade.
@@ -106,135 +58,81 @@ export class Forwarder {
   close(): void {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
-  }
-
-  /** Sends one attempt. Resolves once: on response headers (already relayed), on failure, or on client abort. */
-  forward(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    options: AttemptOptions,
-  ): Promise<AttemptOutcome> {
-    // A client already gone would never fire `close` again: do not start what nobody waits for.
-    if (res.destroyed) return Promise.resolve({ kind: "aborted" });
-    return new Promise((resolve) => {
-      const onClientClose = () => attempt.settle({ kind: "aborted" });
-      const attempt: Attempt = {
-        settled: false,
-        connected: false,
-        connectTimedOut: false,
-        responseTimedOut: false,
-        tooLarge: false,
-        options,
-        written: 0,
-        settle(outcome) {
-          if (this.settled) return;
-          this.settled = true;
-          clearTimeout(this.connectTimer);
-          clearTimeout(this.responseTimer);
-          res.off("close", onClientClose);
-          resolve(outcome);
-        },
-      };
-      (req as WithAttempt)[kAttempt] = attempt;
-      res.once("close", onClientClose);
-      options.body.stream.once("error", (err) => {
-        if (err instanceof BodyTooLargeError) attempt.tooLarge = true;
-        attempt.proxyReq?.destroy();
-        if (attempt.settled && !res.headersSent) res.destroy();
-      });
-      this.armResponseTimer(attempt);
-      req.url = options.path;
-      this.proxy.web(
-        req,
-        res,
-        // toProxy: send our normalized path as it is; otherwise the library re-parses it with the WHATWG URL
-        // parser, which resolves dot segments again and re-encodes characters.
-        { target: options.target, agent: options.agent, buffer: options.body.stream, toProxy: true },
-        (err: Error) => {
-          attempt.settle({ kind: "failed", error: classify(err, attempt) });
-        },
-      );
-    });
-  }
-
-  private armResponseTimer(a: Attempt): void {
-    a.responseTimer = setTimeout(() => {
-      // The deadline counts from the end of the request: while a large upload is still moving, it waits.
-      const socket = a.proxyReq?.socket;
-      if (a.proxyReq && !a.proxyReq.writableFinished && socket && socket.bytesWritten > a.written) {
-        a.written = socket.bytesWritten;
-        this.armResponseTimer(a);
-        return;
-      }
-      a.responseTimedOut = true;
-      if (a.proxyReq) a.proxyReq.destroy();
-      else a.settle({ kind: "failed", error: classify(new Error("no socket in time"), a) });
-    }, a.options.responseTimeout);
-  }
-
-  private onProxyReq(proxyReq: http.ClientRequest, req: WithAttempt): void {
-    const a = req[kAttempt];
-    if (!a || a.settled) {
-      proxyReq.destroy();
-      return;
-    }
-    a.proxyReq = proxyReq;
-    const socket = proxyReq.socket;
-    if (!socket) return;
-    a.written = socket.bytesWritten;
-    // Nothing of the request leaves before the connection is up, so a refused or timed-out connect can be
-    // retried for any method, even with a streamed body.
-    const begin = () => {
-      clearTimeout(a.connectTimer);
-      a.connected = true;
-      a.options.body.start();
-    };
-    if (socket.connecting) {
-      a.connectTimer = setTimeout(() => {
-        a.connectTimedOut = true;
-        proxyReq.destroy();
-      }, a.options.connectTimeout);
-      socket.once("connect", begin);
-    } else begin();
-  }
-
-  private onProxyRes(proxyRes: http.IncomingMessage, req: WithAttempt, res: http.ServerResponse): void {
-    const a = req[kAttempt];
-    if (!a || a.settled || res.destroyed) {
-      proxyRes.destroy();
-      a?.settle({ kind: "aborted" });
-      return;
-    }
-    const status = proxyRes.statusCode ?? 502;
-    stripResponseHopByHop(proxyRes.headers);
-    if (proxyRes.statusMessage) res.writeHead(status, proxyRes.statusMessage, proxyRes.headers);
-    else res.writeHead(status, proxyRes.headers);
-    // An upstream that stalls mid-body (no byte for `responseTimeout`, like nginx's proxy_read_timeout) is cut;
-    // the agent puts its own idle timeout back when the socket returns to the pool.
-    const socket = proxyRes.socket;
-    const onIdle = () => proxyRes.destroy();
-    socket.setTimeout(a.options.responseTimeout);
-    socket.on("timeout", onIdle);
-    proxyRes.once("end", () => socket.off("timeout", onIdle));
-    // An upstream that dies mid-body must not leave the client waiting for bytes that never come.
-    proxyRes.once("close", () => {
-      socket.off("timeout", onIdle);
-      if (!proxyRes.complete) res.destroy();
-    });
-    proxyRes.pipe(res);
-    a.settle({ kind: "response", status });
+    this.deadlines.close();
   }
 
   /**
-   * Tunnels a WebSocket upgrade. Resolves "upgraded" once the upstream switched protocols, the status when it
-   * replied with plain HTTP (relayed to the client), or the failure, after `onFailure` has written the error to
-   * the client socket (synchronously: the proxy library closes the socket right after).
+   * Starts one attempt of a plain HTTP request; `outcome` settles once: on response headers (already relayed),
+   * on failure, or on client abort (`clientClosed`). A client already gone gets no attempt.
+   */
+  start(res: http.ServerResponse, method: string, options: AttemptOptions): HttpAttempt | undefined {
+    if (res.destroyed) return undefined;
+    return new HttpAttempt(res, method, options, this.deadlines);
+  }
+
+  /**
+   * Tunnels a WebSocket upgrade. The upstream connection is opened first, by the gateway itself: until it is up
+   * nothing of the upgrade has left and the client socket is untouched, so a refused or timed-out connect comes
+   * back as a failure the pipeline may retry elsewhere. Once connected, http-proxy-3 runs the upgrade on that
+   * socket. Resolves "upgraded" once the upstream switched protocols, the status when it replied with plain HTTP
+   * (relayed to the client), or the failure; a failure after the connect has `onFailure` write the error to the
+   * client first (synchronously: the proxy library closes the socket right after).
    */
   ws(
     req: http.IncomingMessage,
     socket: Duplex,
     head: Buffer,
-    options: { target: URL; path: string; timeout: number; onFailure: (err: UpstreamError) => void },
+    options: WsOptions,
+  ): Promise<"upgraded" | number | UpstreamError> {
+    return new Promise((resolve) => {
+      const { target } = options;
+      const secure = target.protocol === "https:" || target.protocol === "wss:";
+      const host = target.hostname.startsWith("[") ? target.hostname.slice(1, -1) : target.hostname;
+      const port = Number(target.port) || (secure ? 443 : 80);
+      const upstream: net.Socket = secure
+        ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }) })
+        : net.connect({ host, port });
+      let connected = false;
+      let done = false;
+      const finishConnect = (r: UpstreamError) => {
+        if (done) return;
+        done = true;
+        clearTimeout(connectTimer);
+        socket.off("close", onClientGone);
+        upstream.destroy();
+        resolve(r);
+      };
+      const onClientGone = () =>
+        finishConnect(new UpstreamError("connect", "ECLIENTGONE", "client left during the connect", false));
+      const connectTimer = setTimeout(() => {
+        const ms = options.connectTimeout;
+        finishConnect(
+          new UpstreamError("connect_timeout", "ECONNECTTIMEOUT", `connect timed out after ${ms}ms`, false),
+        );
+      }, options.connectTimeout);
+      socket.once("close", onClientGone);
+      upstream.once("error", (err: NodeJS.ErrnoException) => {
+        if (!connected)
+          finishConnect(new UpstreamError("connect", err.code ?? "ECONNRESET", err.message, false));
+      });
+      upstream.once(secure ? "secureConnect" : "connect", () => {
+        if (done) return;
+        connected = true;
+        done = true;
+        clearTimeout(connectTimer);
+        socket.off("close", onClientGone);
+        this.tunnel(req, socket, head, upstream, secure, options).then(resolve, resolve);
+      });
+    });
+  }
+
+  private tunnel(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    connection: net.Socket,
+    secure: boolean,
+    options: WsOptions,
   ): Promise<"upgraded" | number | UpstreamError> {
     return new Promise((resolve) => {
       let done = false;
@@ -249,58 +147,56 @@ export class Forwarder {
       };
       const timer = setTimeout(() => {
         timedOut = true;
-        pending?.destroy();
+        if (pending) pending.destroy();
+        else connection.destroy();
       }, options.timeout);
       const onProxyReq = (proxyReq: http.ClientRequest, r: http.IncomingMessage) => {
         if (r !== req) return;
         pending = proxyReq;
-        proxyReq.once("upgrade", () => finish("upgraded"));
+        // Registered before the library's own listeners: the response phase sees the head before it is written.
+        proxyReq.once("upgrade", (proxyRes: http.IncomingMessage) => {
+          options.onHead?.(101, proxyRes.headers);
+          finish("upgraded");
+        });
         // A refused upgrade: http-proxy relays the answer but leaves the upstream socket open (node-http-proxy #783).
         proxyReq.once("response", (proxyRes: http.IncomingMessage) => {
-          proxyRes.once("end", () => proxyRes.socket.destroy());
-          finish(proxyRes.statusCode ?? 502);
+          const status = proxyRes.statusCode ?? 502;
+          options.onHead?.(status, proxyRes.headers);
+          proxyRes.once("end", () => connection.destroy());
+          finish(status);
         });
       };
       this.proxy.on("proxyReqWs", onProxyReq);
       req.url = options.path;
-      this.proxy.ws(
-        req,
-        socket,
-        head,
-        { target: options.target, agent: false, toProxy: true },
-        (err: Error) => {
-          if (done) return;
-          const code = (err as NodeJS.ErrnoException).code ?? "EPROTO";
-          const error = timedOut
-            ? new UpstreamError("response_timeout", "ETIMEDOUT", "upgrade not answered in time", true)
-            : CONNECT_CODES.has(code)
-              ? new UpstreamError("connect", code, err.message, false)
-              : new UpstreamError("reset", code, err.message, true);
-          options.onFailure(error);
-          finish(error);
-        },
-      );
+      const agent = oneSocketAgent(connection, secure);
+      this.proxy.ws(req, socket, head, { target: options.target, agent, toProxy: true }, (err: Error) => {
+        connection.destroy();
+        if (done) return;
+        const code = (err as NodeJS.ErrnoException).code ?? "EPROTO";
+        const error = timedOut
+          ? new UpstreamError("response_timeout", "ETIMEDOUT", "upgrade not answered in time", true)
+          : new UpstreamError("reset", code, err.message, true);
+        options.onFailure(error);
+        finish(error);
+      });
     });
   }
 }
 
-function classify(err: Error, a: Attempt): UpstreamError {
-  const code = (err as NodeJS.ErrnoException).code ?? "EPROTO";
-  const sent = a.connected;
-  if (a.tooLarge)
-    return new UpstreamError("body_too_large", "GW_BODY_TOO_LARGE", "request body over maxBodySize", sent);
-  if (a.responseTimedOut) {
-    const ms = a.options.responseTimeout;
-    return new UpstreamError("response_timeout", "ETIMEDOUT", `no response headers within ${ms}ms`, sent);
-  }
-  if (a.connectTimedOut) {
-    return new UpstreamError(
-      "connect_timeout",
-      "ECONNECTTIMEOUT",
-      `connect timed out after ${a.options.connectTimeout}ms`,
-      false,
-    );
-  }
-  if (!a.connected || CONNECT_CODES.has(code)) return new UpstreamError("connect", code, err.message, false);
-  return new UpstreamError("reset", code, err.message, sent);
+export interface WsOptions {
+  target: URL;
+  path: string;
+  connectTimeout: number;
+  /** How long the upstream may take to answer the upgrade once connected. */
+  timeout: number;
+  /** The response phase, on the upstream's answer (101 or a refusal) before it is relayed. */
+  onHead?: ((status: number, headers: HeaderBag) => void) | undefined;
+  onFailure: (err: UpstreamError) => void;
+}
+
+/** An agent that hands out one already connected socket: the upgrade request goes on the gateway's connection. */
+function oneSocketAgent(connection: net.Socket, secure: boolean): http.Agent {
+  const agent = secure ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
+  (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => connection;
+  return agent;
 }

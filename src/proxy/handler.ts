@@ -1,28 +1,16 @@
-// The data plane: a plain node:http handler that takes each request through normalize → route → pick → breaker →
-// forward, retries what is safe to retry, answers failures from the error catalog and writes one access line.
+// The HTTP side of the pipeline: a plain node:http handler whose exchanges read the body (kept for replay when
+// small), forward through the breaker, retry what is safe to retry, and write one access line when they close.
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Logger } from "../log/log.ts";
-import type { GatewayMetrics } from "../metrics/metrics.ts";
 import type { Upstream, Verdict } from "../pool/upstream.ts";
-import { normalizeTarget } from "../router/normalize.ts";
-import type { PoolRuntime, Runtime } from "../runtime/runtime.ts";
 import { BodyTooLargeError, RequestBody } from "./body.ts";
-import { sendError, type GatewayErrorCode } from "./errors.ts";
-import { newExchange, recordExchange, retryAfterSeconds, type Exchange } from "./exchange.ts";
-import { UpstreamError, type AttemptOutcome, type Forwarder } from "./forward.ts";
-import { clientAddress, prepareUpstreamHeaders } from "./headers.ts";
+import { writeAnswer } from "./errors.ts";
+import { UpstreamError, type AttemptOutcome, type HttpAttempt } from "./forward.ts";
+import { upstreamRequestHeaders } from "./headers.ts";
+import type { HeaderBag } from "./phases.ts";
+import { Exchange, type PipelineDeps } from "./pipeline.ts";
 
-const CLIMBS_OUT = "Bad request path: it leaves the route's prefix once %2F or %5C is decoded.";
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
-
-export interface HandlerDeps {
-  /** The runtime of the config in force; read once per request, so a reload never changes a request mid-way. */
-  runtime(): Runtime;
-  forwarder: Forwarder;
-  metrics: GatewayMetrics;
-  log: Logger;
-}
 
 // One judge per failure-status list (a pool's settings), not a closure per attempt.
 const judges = new WeakMap<readonly number[], (o: AttemptOutcome) => Verdict>();
@@ -46,12 +34,151 @@ function outcomeLabel(o: AttemptOutcome): string | undefined {
   return o.error.kind === "response_timeout" || o.error.kind === "connect_timeout" ? "timeout" : "error";
 }
 
+/** One proxied HTTP request: driven by callbacks, with a promise only where its body is read or an attempt runs. */
+class HttpExchange extends Exchange {
+  /** The upstream whose in-flight count lasts until the response is sent; released when the response closes. */
+  answering: Upstream | undefined = undefined;
+  private body!: RequestBody;
+  /** The upstream request's headers, built once: retries reuse them. */
+  private headers: string[] = [];
+  private current: Upstream | undefined;
+  private attempt: HttpAttempt | undefined;
+
+  constructor(
+    deps: PipelineDeps,
+    req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly handler: ProxyHandler,
+  ) {
+    super(deps, req, false);
+  }
+
+  get gone(): boolean {
+    return this.res.destroyed;
+  }
+
+  protected send(status: number, headers: HeaderBag, body: string): void {
+    writeAnswer(this.res, status, headers, body);
+  }
+
+  /** Called once the response closed, whatever happened. */
+  finished(): void {
+    this.attempt?.clientClosed();
+    if (this.answering) this.answering.inFlight--;
+    // 499 (nginx's code) when the client left before any answer.
+    this.record(this.res.headersSent ? this.res.statusCode : 499);
+  }
+
+  protected proceed(): void {
+    const maxBodySize = this.plan.pool.pool.settings.maxBodySize;
+    if (!RequestBody.has(this.req)) {
+      this.body = RequestBody.none(this.req, maxBodySize);
+      this.forwardAll();
+      return;
+    }
+    RequestBody.read(this.req, maxBodySize).then(
+      (body) => {
+        this.body = body;
+        this.forwardAll();
+      },
+      (err: unknown) => {
+        if (err instanceof BodyTooLargeError) this.refuse("payload_too_large");
+        // else the client went away while sending its body
+      },
+    );
+  }
+
+  private forwardAll(): void {
+    if (this.gone) return;
+    this.headers = upstreamRequestHeaders(this.req, {
+      requestId: this.requestId,
+      subject: this.subject,
+      dropped: this.dropped,
+      keptLength: this.body.keptLength,
+    });
+    this.plan.pool.budget.requestStarted();
+    this.next();
+  }
+
+  private next(): void {
+    const upstream = this.pick();
+    if (!upstream) return this.exhausted();
+    this.current = upstream;
+    upstream.inFlight++;
+    upstream.requests++;
+    const breaker = upstream.breaker;
+    if (breaker)
+      breaker
+        .run(this.run, judge(this.plan.pool.pool.settings.breaker.failureStatuses))
+        .then(this.onOutcome, this.onRefused);
+    else this.run().then(this.onOutcome, this.onRefused);
+  }
+
+  private readonly run = (): Promise<AttemptOutcome> => {
+    const upstream = this.current!;
+    const settings = this.plan.pool.pool.settings;
+    const { forwarder } = this.deps;
+    const body = this.body;
+    this.attempt = forwarder.start(this.res, this.method, {
+      target: upstream.url,
+      agent: forwarder.agent(upstream, upstream.url),
+      path: this.upstreamPath,
+      headers: this.headers,
+      body: body.replayable ? body.body() : body.open(),
+      connectTimeout: settings.timeouts.connect,
+      responseTimeout: settings.timeouts.response,
+      requestId: this.requestId,
+      onHead: this.policies?.response ? this.onResponseHead : undefined,
+    });
+    return this.attempt ? this.attempt.outcome : Promise.resolve(ABORTED);
+  };
+
+  // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
+  private readonly onRefused = (err: unknown): void => {
+    const message = err instanceof Error ? err.message : String(err);
+    this.onOutcome({
+      kind: "failed",
+      error: new UpstreamError("connect", "GW_BREAKER_OPEN", message, false),
+    });
+  };
+
+  private readonly onOutcome = (outcome: AttemptOutcome): void => {
+    const upstream = this.current!;
+    const res = this.res;
+    // A relayed response keeps its attempt: a client leaving mid-body must still cut the upstream request.
+    if (outcome.kind !== "response") this.attempt = undefined;
+    const label = outcomeLabel(outcome);
+    if (label)
+      this.deps.metrics.upstreamRequests.inc({ pool: this.pool, upstream: upstream.id, outcome: label });
+    // A drained upstream's in-flight count must last until its response is fully sent: `finished` (on the
+    // response's `close`, which has not fired while the response is neither ended nor destroyed) releases it,
+    // without a listener of its own per request.
+    if (outcome.kind === "response" && !res.writableEnded && !res.destroyed) this.answering = upstream;
+    else upstream.inFlight--;
+    this.attemptEnded();
+    if (outcome.kind !== "failed") return;
+    const err = outcome.error;
+    // Nothing sent: any method may go elsewhere. Sent: only idempotent ones, and only with the body kept.
+    const safe = err.requestSent
+      ? IDEMPOTENT.has(this.method) && this.body.replayable
+      : this.body.canReopen();
+    const decision = this.decide(upstream, err, safe);
+    if (decision.retry) this.next();
+    else this.refuse(decision.code, decision.message);
+  };
+}
+
+const ABORTED: AttemptOutcome = { kind: "aborted" };
+const kExchange = Symbol("gateway.exchange");
+
 /** Emits `idle` when the last request in flight has finished (graceful shutdown waits for it). */
 export class ProxyHandler extends EventEmitter<{ idle: [] }> {
   private active = 0;
 
-  constructor(private readonly deps: HandlerDeps) {
+  constructor(private readonly deps: PipelineDeps) {
     super();
+    // Read at scrape time: nothing to count per request.
+    deps.metrics.inflightSource(() => this.active);
   }
 
   /** Requests being proxied now (graceful shutdown waits for them). */
@@ -59,158 +186,28 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     return this.active;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse): void {
-    const ex = newExchange(req);
-    res.setHeader("x-request-id", ex.requestId);
+  handle(req: IncomingMessage, res: ServerResponse & { [kExchange]?: HttpExchange }): void {
+    const ex = new HttpExchange(this.deps, req, res, this);
     this.active++;
-    this.deps.metrics.inflight.inc();
-    res.once("close", () => this.finished(res, ex));
-    this.route(req, res, ex).catch((err: unknown) => {
+    res[kExchange] = ex;
+    res.once("close", onResponseClose);
+    try {
+      ex.start();
+    } catch (err) {
       this.deps.log.error("request_failed", { requestId: ex.requestId, error: String(err) });
-      sendError(res, "bad_gateway", ex.requestId);
-    });
+      ex.refuse("bad_gateway");
+    }
   }
 
-  private finished(res: ServerResponse, ex: Exchange): void {
-    if (ex.answering) ex.answering.inFlight--;
+  /** @internal */
+  closed(ex: HttpExchange): void {
+    ex.finished();
     if (--this.active === 0) this.emit("idle");
-    this.deps.metrics.inflight.dec();
-    // 499 (nginx's code) when the client left before any answer.
-    recordExchange(this.deps, ex, res.headersSent ? res.statusCode : 499);
   }
+}
 
-  private async route(req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<void> {
-    const rt = this.deps.runtime();
-    const target = normalizeTarget(req.url ?? "");
-    if (!target.ok) return this.fail(res, ex, "bad_request", `Bad request path: ${target.reason}.`);
-    const match = rt.router.match(req.headers.host, target.path);
-    if (!match) return this.fail(res, ex, "no_route");
-    if (match.climbsOut) return this.fail(res, ex, "bad_request", CLIMBS_OUT);
-    const pr = rt.pools.get(match.route.pool)!;
-    ex.route = match.route.id;
-    ex.pool = pr.pool.name;
-    if (pr.pool.tier === -1) return this.noUpstream(res, ex, pr);
-
-    prepareUpstreamHeaders(req, ex.requestId);
-    const maxBodySize = pr.pool.settings.maxBodySize;
-    let body: RequestBody;
-    try {
-      body = RequestBody.has(req)
-        ? await RequestBody.read(req, maxBodySize)
-        : RequestBody.none(req, maxBodySize);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) return this.fail(res, ex, "payload_too_large");
-      return; // the client went away while sending its body
-    }
-    const path = target.query ? `${match.upstreamPath}?${target.query}` : match.upstreamPath;
-    pr.budget.requestStarted();
-    await this.attempts(req, res, ex, pr, body, path);
-  }
-
-  private async attempts(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ex: Exchange,
-    pr: PoolRuntime,
-    body: RequestBody,
-    path: string,
-  ): Promise<void> {
-    const { pool } = pr;
-    const settings = pool.settings;
-    const tried = new Set<Upstream>();
-    const clientKey = clientAddress(req);
-    // A retry granted by the budget is held until its attempt is over.
-    let holdingRetry = false;
-    for (;;) {
-      const upstream = pool.pick(tried, clientKey);
-      if (!upstream) {
-        if (holdingRetry) pr.budget.retryEnded();
-        if (tried.size === 0) return this.noUpstream(res, ex, pr);
-        return this.fail(res, ex, "bad_gateway", "Every available upstream failed.");
-      }
-      tried.add(upstream);
-      ex.attempts++;
-      ex.upstream = upstream.id;
-      const outcome = await this.attempt(req, res, ex, pr, upstream, body, path);
-      if (holdingRetry) pr.budget.retryEnded();
-      if (outcome.kind !== "failed") return;
-      const err = outcome.error;
-      if (err.code === "ECONNREFUSED") {
-        pr.byUpstream
-          .get(upstream)
-          ?.checker.markDown("connection refused (ECONNREFUSED) on a proxied request");
-      }
-      if (err.kind === "body_too_large") return this.fail(res, ex, "payload_too_large");
-      if (err.kind === "response_timeout") return this.fail(res, ex, "upstream_timeout");
-      // Nothing sent: any method may go elsewhere. Sent: only idempotent ones, and only with the body kept.
-      const safe = err.requestSent ? IDEMPOTENT.has(ex.method) && body.replayable : body.canReopen();
-      if (!safe || ex.attempts > settings.retries || res.destroyed) {
-        return this.fail(res, ex, "bad_gateway", `Upstream ${upstream.id} failed: ${err.code}.`);
-      }
-      if (!pr.budget.tryRetry()) {
-        const message = `Upstream ${upstream.id} failed: ${err.code}; retry budget spent.`;
-        return this.fail(res, ex, "bad_gateway", message);
-      }
-      holdingRetry = true;
-      this.deps.metrics.retries.inc({ pool: pool.name });
-    }
-  }
-
-  private async attempt(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ex: Exchange,
-    pr: PoolRuntime,
-    upstream: Upstream,
-    body: RequestBody,
-    path: string,
-  ): Promise<AttemptOutcome> {
-    const settings = pr.pool.settings;
-    const { forwarder, metrics } = this.deps;
-    upstream.inFlight++;
-    upstream.requests++;
-    let outcome: AttemptOutcome;
-    try {
-      const run = () =>
-        forwarder.forward(req, res, {
-          target: upstream.url,
-          agent: forwarder.agent(upstream, upstream.url),
-          path,
-          body: body.open(),
-          connectTimeout: settings.timeouts.connect,
-          responseTimeout: settings.timeouts.response,
-        });
-      outcome = upstream.breaker
-        ? await upstream.breaker.run(run, judge(settings.breaker.failureStatuses))
-        : await run();
-    } catch (err) {
-      // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
-      const message = err instanceof Error ? err.message : String(err);
-      outcome = { kind: "failed", error: new UpstreamError("connect", "GW_BREAKER_OPEN", message, false) };
-    }
-    const label = outcomeLabel(outcome);
-    if (label) metrics.upstreamRequests.inc({ pool: pr.pool.name, upstream: upstream.id, outcome: label });
-    // A drained upstream's in-flight count must last until its response is fully sent: `finished` (on the
-    // response's `close`, which has not fired while the response is neither ended nor destroyed) releases it,
-    // without a listener of its own per request.
-    if (outcome.kind === "response" && !res.writableEnded && !res.destroyed) ex.answering = upstream;
-    else upstream.inFlight--;
-    return outcome;
-  }
-
-  private noUpstream(res: ServerResponse, ex: Exchange, pr: PoolRuntime): void {
-    this.fail(res, ex, "no_upstream", `No upstream is available in pool ${pr.pool.name}.`, {
-      "retry-after": retryAfterSeconds(pr),
-    });
-  }
-
-  private fail(
-    res: ServerResponse,
-    ex: Exchange,
-    code: GatewayErrorCode,
-    message?: string,
-    headers?: Record<string, string>,
-  ): void {
-    sendError(res, code, ex.requestId, { ...(message ? { message } : {}), ...(headers ? { headers } : {}) });
-  }
+// One module-level listener instead of a closure per request; the exchange is found through the response.
+function onResponseClose(this: ServerResponse & { [kExchange]?: HttpExchange }): void {
+  const ex = this[kExchange];
+  if (ex) ex.handler.closed(ex);
 }

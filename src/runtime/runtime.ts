@@ -2,12 +2,15 @@
 // I/O, and the hand-over of upstream state from the runtime of the previous config on reload.
 import { isDeepStrictEqual } from "node:util";
 import { UpstreamBreaker, type BreakerChange } from "../breaker/breaker.ts";
-import type { GatewayConfig, HealthCheckSettings, UpstreamConfig } from "../config/types.ts";
+import type { GatewayConfig, HealthCheckSettings, RouteConfig, UpstreamConfig } from "../config/types.ts";
 import { HealthChecker, type HealthChange, type ProbeResult } from "../health/checker.ts";
 import { Pool, type FailoverEvent } from "../pool/pool.ts";
 import { Upstream } from "../pool/upstream.ts";
 import { RetryBudget } from "../pool/retry-budget.ts";
 import { Router } from "../router/router.ts";
+import { TrustedProxies } from "../policy/client-address.ts";
+// Types only: the seam's shape (proxy/phases.ts); the runtime holds each route's compiled steps, never runs them.
+import type { RoutePolicies } from "../proxy/phases.ts";
 
 /** One upstream's state, kept across reloads while its pool and url stay the same. */
 export interface UpstreamEntry {
@@ -41,6 +44,17 @@ export interface PoolRuntime {
   byUpstream: Map<Upstream, UpstreamEntry>;
 }
 
+/** One route as the data plane uses it: its pool and its compiled policy steps, resolved once per config. */
+export interface RouteRuntime {
+  route: RouteConfig;
+  pool: PoolRuntime;
+  /** undefined when the route has no policy: the pipeline then skips every phase at no cost. */
+  policies: RoutePolicies | undefined;
+}
+
+/** Builds one route's policy steps once per config (src/policy/); state that must outlive a reload is its own. */
+export type PolicyCompiler = (route: RouteConfig, pool: PoolRuntime) => RoutePolicies | undefined;
+
 /** Where runtime events go (logs, metrics); implemented by the gateway. */
 export interface RuntimeObserver {
   healthResult(entry: UpstreamEntry, result: ProbeResult): void;
@@ -66,7 +80,11 @@ function memberHealth(settings: HealthCheckSettings, m: DiscoveredMember): Healt
 
 export class Runtime {
   readonly router: Router;
+  /** `trustedProxies`, compiled: who may name the client in X-Forwarded-For. */
+  readonly trusted: TrustedProxies;
   readonly pools = new Map<string, PoolRuntime>();
+  /** Each route's pool and policies, keyed by the route object the router returns (no lookup by name). */
+  readonly routes = new Map<RouteConfig, RouteRuntime>();
   readonly entries = new Map<string, UpstreamEntry>();
   /** Entries the runtime of a newer config took over; everything else stops when this one retires. */
   private readonly carried = new Set<UpstreamEntry>();
@@ -81,8 +99,10 @@ export class Runtime {
     readonly config: GatewayConfig,
     private readonly observer: RuntimeObserver,
     previous?: Runtime,
+    compile: PolicyCompiler = () => undefined,
   ) {
     this.router = new Router(config.routes);
+    this.trusted = new TrustedProxies(config.trustedProxies);
     for (const pc of config.pools) {
       const entries = pc.upstreams.map((spec) => {
         const key = entryKey(pc.name, spec.url);
@@ -119,6 +139,10 @@ export class Runtime {
         entries,
         byUpstream: new Map(entries.map((e) => [e.upstream, e])),
       });
+    }
+    for (const route of config.routes) {
+      const pool = this.pools.get(route.pool)!;
+      this.routes.set(route, { route, pool, policies: compile(route, pool) });
     }
   }
 

@@ -7,15 +7,29 @@ import type { GatewayConfig, ListenAddress } from "../config/types.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { Supervisor } from "../managed/supervisor.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
+import { PolicySet } from "../policy/chain.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
 import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
 import { UpgradeHandler } from "../proxy/upgrade.ts";
-import { Runtime, type RuntimeObserver, type UpstreamEntry } from "../runtime/runtime.ts";
+import { Registry, type MembershipSink } from "../registry/registry.ts";
+import {
+  Runtime,
+  type PolicyCompiler,
+  type RuntimeObserver,
+  type UpstreamEntry,
+} from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
+import { createRegistryApi, isRegistryPath } from "./registry-api.ts";
 import { diffConfigs } from "./diff.ts";
-import { metricsSnapshot, statusReport, type ReloadResult, type StatusReport } from "./status.ts";
+import {
+  metricsSnapshot,
+  statusReport,
+  type ConfigErrorReport,
+  type ReloadResult,
+  type StatusReport,
+} from "./status.ts";
 import { ConfigWatcher } from "./watch.ts";
 
 export interface GatewayOptions {
@@ -26,6 +40,8 @@ export interface GatewayOptions {
   defaultMetrics?: boolean;
   /** Reload when the config file changes on disk. Off unless asked for (the CLI asks), so tests choose. */
   watch?: boolean;
+  /** Builds each route's policy steps once per config (proxy/phases.ts); tests may pass their own. */
+  policies?: PolicyCompiler;
   /** A config already loaded (the CLI reads it first to pick the process model; a worker gets it by IPC). */
   config?: GatewayConfig;
   /** Set in a cluster primary or worker (src/cluster/); absent in the single process (`workers: 1`). */
@@ -57,9 +73,34 @@ export interface ClusterRole {
   status?(report: StatusReport): StatusReport;
 }
 
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: "address already in use",
+  EACCES: "permission denied",
+  EADDRNOTAVAIL: "address not available on this machine",
+};
+
+/** A listener that could not be opened: the CLI prints its message as one line, without a stack. */
+export class ListenError extends Error {
+  override name = "ListenError";
+  constructor(
+    readonly address: string,
+    readonly code: string | undefined,
+    detail: string,
+  ) {
+    super(`cannot listen on ${address}: ${detail}`);
+  }
+}
+
 async function listen(server: http.Server, addr: ListenAddress): Promise<void> {
   server.listen(addr.port, addr.host);
-  await once(server, "listening");
+  try {
+    await once(server, "listening");
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const host = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+    const detail = (e.code && LISTEN_ERRORS[e.code]) ?? e.message;
+    throw new ListenError(`${host}:${addr.port}`, e.code, detail);
+  }
 }
 
 function portOf(server: http.Server): number {
@@ -86,6 +127,13 @@ export class Gateway {
   /** The processes of upstreams with `run:`. */
   readonly supervisor: Supervisor;
   private watcher: ConfigWatcher | undefined;
+  /** The last rejected reload, shown by /admin/status until a good reload (or the file back in sync) clears it. */
+  private lastConfigError: ConfigErrorReport | null = null;
+  /** The service registry, when gateway.yaml has a `registry` section. */
+  registry: Registry | undefined;
+  private readonly registryApi: ReturnType<typeof createRegistryApi>;
+  /** The edge policies of the config in force (their state carries over reloads). */
+  private policySet: PolicySet | undefined;
   private readonly role: ClusterRole["kind"] | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
@@ -109,10 +157,17 @@ export class Gateway {
       reload: (trigger) => this.reload(trigger),
       setDrained: (pool, id, drained) => this.setDrained(pool, id, drained),
     });
+    this.registryApi = createRegistryApi({
+      registry: () => this.registry,
+      registryKey: () => this.rt.config.registry?.apiKey,
+      adminKey: () => this.rt.config.admin.apiKey,
+    });
     // No whole-request deadline (Node's default is 5 min): a large upload may take longer. Slow headers are still
     // cut by headersTimeout, and upstream deadlines are the pool's.
     this.server = http.createServer({ requestTimeout: 0 }, (req, res) => {
       // A worker has no admin endpoints (its primary serves them on admin.listen, which workers above 1 require).
+      if (!this.adminServer && this.role !== "worker" && this.registry && isRegistryPath(req.url ?? ""))
+        return this.registryApi(req, res);
       if (!this.adminServer && this.role !== "worker" && isGatewayPath(req.url ?? ""))
         return void admin(req, res);
       if (isServerOptions(req)) return answerServerOptions(deps, req, res);
@@ -137,7 +192,7 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = options.config ?? (await loadConfigFile(options.configPath, options.env ?? process.env));
     const gw = new Gateway(options);
-    gw.rt = new Runtime(config, gw.observer());
+    gw.rt = new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config));
     options.cluster?.prepare?.(gw.rt);
     gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     if (gw.role !== "primary") await listen(gw.server, config.listen);
@@ -149,9 +204,18 @@ export class Gateway {
     }
     if (config.admin.listen) {
       const app = gw.adminApp;
-      gw.adminServer = http.createServer((req, res) => void app(req, res));
-      await listen(gw.adminServer, config.admin.listen);
+      gw.adminServer = http.createServer((req, res) => {
+        if (gw.registry && isRegistryPath(req.url ?? "")) return gw.registryApi(req, res);
+        void app(req, res);
+      });
+      await listen(gw.adminServer, config.admin.listen).catch((err: unknown) => {
+        gw.server.close();
+        throw err;
+      });
     }
+    // After listening (the allocator needs the actual ports) and before the first health round, so members that
+    // the store already holds are checked in that round.
+    if (config.registry) await gw.startRegistry(config);
     // Only once listening worked: a gateway that failed to start must not leave processes behind.
     await gw.supervisor.sync(config);
     if (options.watch) {
@@ -159,9 +223,11 @@ export class Gateway {
         path: options.configPath,
         runningHash: () => gw.rt.config.source.hash,
         onChange: () => void gw.reload("watch"),
+        onInSync: () => (gw.lastConfigError = null),
         log: gw.log,
       });
     }
+    gw.log.info(gw.bootLine(), {});
     gw.log.info("gateway_started", {
       listen: `${config.listen.host}:${portOf(gw.server) || config.listen.port}`,
       config: config.source.path,
@@ -182,9 +248,54 @@ export class Gateway {
     return gw;
   }
 
+  /** The line a person starting the gateway reads first: where to send traffic, the dashboard and the metrics. */
+  private bootLine(): string {
+    const at = (server: http.Server, addr: ListenAddress) => {
+      // A wildcard address is not a place to browse to; loopback on the same port is.
+      const wild = addr.host === "0.0.0.0" || addr.host === "::";
+      const host = wild ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+      return {
+        shown: `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${portOf(server)}`,
+        host,
+        port: portOf(server),
+      };
+    };
+    const main = at(this.server, this.config.listen);
+    const admin =
+      this.adminServer && this.config.admin.listen ? at(this.adminServer, this.config.admin.listen) : main;
+    const base = `http://${admin.host}:${admin.port}`;
+    return `listening on http://${main.shown} · admin and dashboard at ${base}/admin/ · metrics at ${base}/metrics`;
+  }
+
   /** Resolves once the boot wait and the first health round are over (or were cut short by a stop). */
   whenBooted(): Promise<void> {
     return this.booting;
+  }
+
+  private membership(): MembershipSink {
+    return {
+      syncDiscovered: (pool, members) => this.rt.syncDiscovered(pool, members),
+      memberHealth: (pool, id) =>
+        this.rt.pools.get(pool)?.entries.find((e) => e.discovered && e.upstream.id === id)?.upstream.health,
+    };
+  }
+
+  private async startRegistry(config: GatewayConfig): Promise<void> {
+    const sink = this.membership();
+    const registry = new Registry(config, {
+      log: this.log,
+      metrics: this.metrics,
+      sink: () => sink,
+      listeners: () =>
+        [
+          { host: config.listen.host, server: this.server },
+          ...(this.adminServer && config.admin.listen
+            ? [{ host: config.admin.listen.host, server: this.adminServer }]
+            : []),
+        ].map((l) => ({ host: l.host, port: portOf(l.server) })),
+    });
+    this.registry = registry;
+    await registry.start();
   }
 
   get config(): GatewayConfig {
@@ -208,6 +319,23 @@ export class Gateway {
   /** Base URL of the admin listener, or the main one when there is none. */
   get adminUrl(): string {
     return this.adminServer ? `http://127.0.0.1:${portOf(this.adminServer)}` : this.url;
+  }
+
+  /**
+   * The edge policies of a config, compiled per route. Policies that did not change keep their state (rate-limit
+   * counters, JWKS, verified tokens) from the previous config's set.
+   */
+  private policiesFor(config: GatewayConfig): PolicyCompiler {
+    const set = new PolicySet(
+      config,
+      {
+        log: this.log,
+        rejected: (route, policy, reason) => this.metrics.policyRejections.inc({ route, policy, reason }),
+      },
+      this.policySet,
+    );
+    this.policySet = set;
+    return (route) => set.compile(route);
   }
 
   private observer(): RuntimeObserver {
@@ -274,13 +402,16 @@ export class Gateway {
   }
 
   status(): StatusReport {
-    const report = statusReport(this.rt, this.readiness().ready, (key) => this.supervisor.status(key));
+    const report = {
+      ...statusReport(this.rt, this.readiness().ready, (key) => this.supervisor.status(key)),
+      lastConfigError: this.lastConfigError,
+    };
     return this.options.cluster?.status?.(report) ?? report;
   }
 
   /** Runs one health round of every upstream now (the hook tests use instead of waiting for the interval). */
   async runHealthRound(): Promise<void> {
-    await this.rt.runHealthRound();
+    await Promise.all([this.rt.runHealthRound(), this.registry?.runHealthRound()]);
     this.firstRoundDone = true;
   }
 
@@ -312,6 +443,12 @@ export class Gateway {
     } catch (err) {
       const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)];
       this.log.error("config_error", { trigger, file: this.options.configPath, errors });
+      this.lastConfigError = {
+        time: new Date().toISOString(),
+        trigger,
+        file: this.options.configPath,
+        errors,
+      };
       this.metrics.configReloads.inc({ result: "failure" });
       return { ok: false, errors };
     }
@@ -319,13 +456,15 @@ export class Gateway {
   }
 
   /** Swaps in a validated config; a cluster worker is handed its primary's this way. */
-  swapIn(config: GatewayConfig, trigger: ReloadTrigger): ReloadResult {
+  async swapIn(config: GatewayConfig, trigger: ReloadTrigger): Promise<ReloadResult> {
     const old = this.rt;
     const changes = diffConfigs(old.config, config);
-    const next = new Runtime(config, this.observer(), old);
+    const next = new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config));
     this.options.cluster?.prepare?.(next);
     const removed = old.retire();
     this.rt = next;
+    const warnings = this.role === "worker" ? [] : await this.reconfigureRegistry(config);
+    changes.warnings.push(...warnings);
     for (const e of removed) {
       const { metrics } = this;
       this.releaseWhenIdle(
@@ -336,11 +475,28 @@ export class Gateway {
     if (this.role !== "worker") void next.start();
     // Not awaited: stopping a replaced process may take its stopGrace, and the reload is done without it.
     if (!this.stopping && this.role !== "worker") void this.supervisor.sync(config);
+    this.lastConfigError = null;
     this.metrics.configReloads.inc({ result: "success" });
     this.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     this.log.info("config_reload", { trigger, file: config.source.path, hash: config.source.hash, changes });
     this.options.cluster?.changed?.();
     return { ok: true, hash: config.source.hash, changes };
+  }
+
+  private async reconfigureRegistry(config: GatewayConfig): Promise<string[]> {
+    if (this.registry && config.registry) return this.registry.configure(config);
+    if (!this.registry && config.registry) {
+      await this.startRegistry(config);
+      return [];
+    }
+    if (this.registry && !config.registry) {
+      const old = this.registry;
+      this.registry = undefined;
+      this.metrics.setRegistrySource(undefined);
+      await old.close();
+      return ["the registry section was removed: its API is gone and its allocations are forgotten"];
+    }
+    return [];
   }
 
   // A removed upstream's pooled connections close once its last request has finished.
@@ -395,6 +551,7 @@ export class Gateway {
     this.adminServer?.closeAllConnections();
     for (const s of this.tunnels) s.destroy();
     await closed;
+    await this.registry?.close();
     this.rt.stop();
     this.forwarder.close();
     // Last: requests that were still finishing needed their upstreams.

@@ -52,5 +52,14 @@ export function formatStatusTable(report: StatusReport): string {
     }
   }
   const head = `config ${report.config.path} (sha256 ${report.config.hash.slice(0, 12)}, loaded ${report.config.loadedAt}), ready: ${report.ready ? "yes" : "no"}`;
-  return `${head}\n${table(rows)}\n`;
+  return `${head}\n${table(rows)}\n${configErrorLines(report)}`;
+}
+
+/** The last refused reload, when there is one: it stays until a good reload clears it. */
+function configErrorLines(report: StatusReport): string {
+  // An older gateway's report has no such field.
+  const e = report.lastConfigError ?? null;
+  if (!e) return "";
+  const lines = e.errors.map((x) => `  ${x}`).join("\n");
+  return `\nlast config error (${e.time}, ${e.trigger}; the running config stays):\n${lines}\n`;
 }

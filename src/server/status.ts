@@ -33,6 +33,22 @@ export interface PoolStatus {
   upstreams: UpstreamStatus[];
 }
 
+/** A reload that was refused: when, what asked for it, and its errors (`FILE:LINE:COL: key.path: message`). */
+export interface ConfigErrorReport {
+  time: string;
+  trigger: string;
+  file: string;
+  errors: string[];
+}
+
+export interface RouteStatus {
+  id: string;
+  prefix: string;
+  host: string | null;
+  pool: string;
+  stripPrefix: boolean;
+}
+
 /** One cluster worker as /admin/status lists it: its breakers and tiers are its own. */
 export interface WorkerStatus {
   worker: number;
@@ -50,6 +66,10 @@ export interface StatusReport {
   config: { path: string; hash: string; loadedAt: string };
   ready: boolean;
   pools: PoolStatus[];
+  /** The routes as configured. */
+  routes: RouteStatus[];
+  /** The last refused reload, until a good one (or the file back in sync with the running config) clears it. */
+  lastConfigError: ConfigErrorReport | null;
   /** With `workers` above 1 only; pools then show each upstream's worst breaker and the worst tier of them. */
   workers?: WorkerStatus[];
 }
@@ -107,6 +127,14 @@ export function statusReport(
         };
       }),
     })),
+    routes: rt.config.routes.map((r) => ({
+      id: r.id,
+      prefix: r.prefix,
+      host: r.host ?? null,
+      pool: r.pool,
+      stripPrefix: r.stripPrefix,
+    })),
+    lastConfigError: null,
   };
 }
 

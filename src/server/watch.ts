@@ -12,6 +12,8 @@ export interface ConfigWatcherOptions {
   runningHash(): string;
   /** Called when the file's content differs from both the running config and the last content acted on. */
   onChange(): void;
+  /** Called when the file is back to the running config's content after a different (broken) one was seen. */
+  onInSync?(): void;
   log: Logger;
   /** Quiet time after the last event before the file is read (editors write in several steps). Default 200 ms. */
   debounceMs?: number;
@@ -87,6 +89,17 @@ export class ConfigWatcher {
         return;
       }
       if (this.closed) return;
+      if (hash === this.options.runningHash() && this.lastSeen !== undefined && this.lastSeen !== hash) {
+        // A broken edit undone (or a good one whose reload has not been asked for): what runs is what the file says.
+        this.lastSeen = hash;
+        this.options.log.info("config_in_sync", {
+          file: this.path,
+          hash,
+          detail: "the file is back in sync with the running config",
+        });
+        this.options.onInSync?.();
+        return;
+      }
       if (hash === this.lastSeen || hash === this.options.runningHash()) {
         this.options.log.debug("config_unchanged", { file: this.path, hash });
         return;

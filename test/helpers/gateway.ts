@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { createLogger } from "../../src/log/log.ts";
-import { Gateway } from "../../src/server/gateway.ts";
+import { Gateway, type GatewayOptions } from "../../src/server/gateway.ts";
 
 export type LogLine = Record<string, unknown> & { msg: string; level: string };
 
@@ -52,7 +52,12 @@ export interface TestGateway {
 /** Writes `yaml` to a temp file and starts a gateway on it; waits for the first health round unless told not to. */
 export async function startGateway(
   yaml: string,
-  options: { env?: Record<string, string | undefined>; waitReady?: boolean; watch?: boolean } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    waitReady?: boolean;
+    watch?: boolean;
+    policies?: GatewayOptions["policies"];
+  } = {},
 ): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), "gateway-test-"));
   const configPath = join(dir, "gateway.yaml");
@@ -64,6 +69,7 @@ export async function startGateway(
     log: createLogger({ level: "debug", stream: logs }),
     defaultMetrics: false,
     watch: options.watch ?? false,
+    ...(options.policies ? { policies: options.policies } : {}),
   });
   if (options.waitReady !== false) await logs.waitFor("ready");
   return {

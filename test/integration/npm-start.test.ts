@@ -1,5 +1,6 @@
-// Smoke test of `npm start`: the bundled gateway.yaml starts every sample service as a managed upstream and the
-// gateway routes to each of them; on SIGTERM everything stops.
+// Smoke test of `npm start`: the bundled gateway.yaml starts every sample service as a managed upstream, plus an
+// extra PDF worker that registers itself (`gateway ports run`) and joins pdf_services by discovery; the gateway
+// routes to each of them; on SIGTERM everything stops.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { test } from "node:test";
@@ -30,7 +31,7 @@ void test(
       return;
     }
     const npm = spawnLogged(["npm", "start", "--silent"], {
-      env: { GATEWAY_PORT: "0", GATEWAY_ADMIN_KEY: "", GATEWAY_LOG_LEVEL: "info" },
+      env: { GATEWAY_PORT: "0", GATEWAY_ADMIN_KEY: "", GATEWAY_REGISTRY_KEY: "", GATEWAY_LOG_LEVEL: "info" },
       detached: true,
     });
     let gatewayPid: number | undefined;
@@ -55,6 +56,28 @@ void test(
           ),
         ),
       );
+      // The extra worker: a pdf port from the registry, then a member of pdf_services once its check passed.
+      const joined = await npm.logs.waitFor(
+        "health_change",
+        (l) =>
+          l.pool === "pdf_services" &&
+          /^pdf-extra@127\.0\.0\.1:\d+$/.test(String(l.upstream)) &&
+          l.to === "healthy",
+      );
+      const extraId = String(joined.upstream);
+      const extraPort = Number(extraId.split(":").at(-1));
+      const [extra] = (await get(`${base}/registry/allocations?name=pdf-extra`)).json<{
+        allocations: { service_type: string; port: number; pools: string[]; status: string }[];
+      }>().allocations;
+      assert.ok(extra, "pdf-extra is registered");
+      assert.equal(extra.service_type, "pdf");
+      assert.equal(extra.port, extraPort);
+      assert.ok(
+        (extraPort >= 8110 && extraPort <= 8119) || (extraPort >= 10000 && extraPort <= 11999),
+        `pdf range, else its fallback (dynamic): ${extraPort}`,
+      );
+      assert.deepEqual(extra.pools, ["pdf_services"]);
+      assert.equal(extra.status, "active");
 
       const answers: Record<string, Record<string, unknown>> = {};
       for (const path of [
@@ -72,7 +95,7 @@ void test(
       assert.equal(answers["/"]?.service, "main_app");
       assert.equal(answers["/"]?.instance, "primary");
       assert.equal(answers["/api/pdf/report"]?.service, "pdf");
-      assert.ok(["a", "b", "c"].includes(String(answers["/api/pdf/report"]?.variant)));
+      assert.ok(["a", "b", "c", "extra"].includes(String(answers["/api/pdf/report"]?.variant)));
       assert.equal(answers["/api/pdf/report"]?.path, "/api/pdf/report", "pdf keeps its prefix");
       assert.equal(answers["/api/weather/paris"]?.service, "weather");
       assert.equal(answers["/api/weather/paris"]?.path, "/paris", "weather's prefix is stripped");
@@ -87,13 +110,24 @@ void test(
       assert.equal((await drain("main_app", "127.0.0.1:8000")).status, 200);
       assert.equal((await get(`${base}/`)).json().instance, "backup");
       for (const p of ["8100", "8101", "8102"]) await drain("pdf_services", `127.0.0.1:${p}`);
+      await drain("pdf_services", extraId);
       assert.equal((await get(`${base}/api/pdf/x`)).json().variant, "backup");
 
       const status = (await get(`${base}/admin/status`)).json<StatusReport>();
-      const managed = status.pools.flatMap((p) => p.upstreams.map((u) => u.managed));
+      const managed = status.pools.flatMap((p) =>
+        p.upstreams.flatMap((u) => (u.discovered ? [] : [u.managed])),
+      );
       assert.equal(managed.length, 10);
       assert.ok(managed.every((m) => m?.running === true && typeof m.pid === "number"));
-      const servicePids = managed.map((m) => m!.pid!);
+      const extraWrapper = Number(
+        (await npm.logs.waitFor("managed_start", (l) => l.process === "pdf-extra")).pid,
+      );
+      const extraListening = await npm.logs.waitFor(
+        "managed_output",
+        (l) => l.process === "pdf-extra" && / listening on .*\(pid \d+\)/.test(String(l.line)),
+      );
+      const extraChild = Number(/\(pid (\d+)\)/.exec(String(extraListening.line))![1]);
+      const servicePids = [...managed.map((m) => m!.pid!), extraWrapper, extraChild];
 
       // The node process itself, not the `sh -c` npm runs it through.
       gatewayPid = descendants(npm.child.pid!).find((p) => /^\S*node bin\/gateway\.js /.test(cmdline(p)));
@@ -102,7 +136,7 @@ void test(
       process.kill(gatewayPid, "SIGTERM");
       const done = await npm.logs.waitFor("shutdown_complete");
       assert.equal(done.clean, true);
-      assert.equal(npm.logs.events("managed_exit").length, 10);
+      assert.equal(npm.logs.events("managed_exit").length, 11);
       assert.ok(npm.logs.events("managed_exit").every((e) => e.reason === "stopped" && e.code === 0));
       assert.deepEqual(await npm.exited, { code: 0, signal: null });
       assert.deepEqual(await waitGone([...servicePids, ...guards, gatewayPid], 10_000), []);

@@ -15,6 +15,7 @@ import { createLogger } from "../../src/log/log.ts";
 import { Gateway } from "../../src/server/gateway.ts";
 import type { ReloadResult, StatusReport } from "../../src/server/status.ts";
 import { LogCapture, get, poolConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { formatStatusTable } from "../../src/server/status-table.ts";
 import { spawnCli } from "../helpers/processes.ts";
 import { FakeUpstream } from "../helpers/upstream.ts";
 
@@ -502,5 +503,53 @@ void test(
     const left = tracker.fromGateway();
     tracker.disable();
     assert.deepEqual(left, [], "no timer, socket or watcher of the gateway is left");
+  },
+);
+
+void test(
+  "the last config error shows in /admin/status and gateway status until the file is back in sync or a good reload",
+  { timeout: 120_000 },
+  async () => {
+    const a = await FakeUpstream.start({ name: "a" });
+    const good = poolConfig([{ url: a.url }]);
+    const t = await startWatched(good);
+    try {
+      assert.equal(t.gw.status().lastConfigError, null);
+      await t.writeConfig(good.replace("pools:", "pools:\n  broken: {upstreams: [{url: nope}]}"));
+      await t.logs.waitFor("config_error");
+      const report = (await get(`${t.url}/admin/status`)).json<StatusReport>();
+      const e = report.lastConfigError;
+      assert.ok(e, "lastConfigError is set");
+      assert.equal(e.trigger, "watch");
+      assert.equal(e.file, t.configPath);
+      assert.ok(!Number.isNaN(Date.parse(e.time)));
+      assert.ok(e.errors.length >= 1);
+      for (const line of e.errors) assert.match(line, new RegExp(`^${t.configPath}:\\d+:\\d+: `));
+      const table = formatStatusTable(report);
+      assert.match(table, /last config error \(.+, watch; the running config stays\):\n {2}\/.+:\d+:\d+: /);
+      assert.deepEqual(
+        report.routes.map((r) => [r.prefix, r.pool]),
+        [["/", "app"]],
+      );
+
+      // The broken edit undone: the file says what runs again.
+      await t.writeConfig(good);
+      const sync = await t.logs.waitFor("config_in_sync");
+      assert.equal(sync.level, "info");
+      assert.equal(sync.hash, sha256(good));
+      assert.equal(t.gw.status().lastConfigError, null);
+      assert.equal(formatStatusTable(t.gw.status()).includes("last config error"), false);
+
+      // Broken again, then a good reload clears it.
+      await t.writeConfig("listen: [");
+      await nth(t.logs, "config_error", 2);
+      assert.ok(t.gw.status().lastConfigError);
+      await t.writeConfig(poolConfig([{ url: a.url, weight: 2 }]));
+      await t.logs.waitFor("config_reload");
+      assert.equal(t.gw.status().lastConfigError, null);
+    } finally {
+      await t.stop();
+      await a.close();
+    }
   },
 );

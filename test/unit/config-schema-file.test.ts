@@ -66,10 +66,12 @@ void test("it rejects what an editor should flag", () => {
     ],
     ["bad duration", (c) => (c.shutdownGrace = "5 seconds"), "/shutdownGrace: no anyOf branch matches"],
     ["zero weight", (c) => (c.pools.main_app.upstreams[0]!.weight = 0), "/pools/main_app/upstreams/0/weight"],
+    // An empty upstream list is valid with `discover` (the loader rejects it without): JSON Schema's editors get
+    // the shape of discover instead.
     [
-      "empty upstreams",
-      (c) => (c.pools.weather.upstreams = []),
-      "/pools/weather/upstreams: fewer than 1 items",
+      "bad discover",
+      (c) => Object.assign(c.pools.weather, { discover: { kind: "pdf" } }),
+      "/pools/weather/discover: no anyOf branch matches",
     ],
     ["missing prefix", (c) => Reflect.deleteProperty(c.routes[0]!, "prefix"), "/routes/0: missing prefix"],
     [

@@ -133,11 +133,15 @@ void test("one allocation, stats and types", () => {
     by_type: {
       pdf: { active: 2, expired: 1, capacity: 10, utilization: 0.3 },
       dynamic: { active: 0, expired: 0, capacity: 2000, utilization: 0 },
+      full: { active: 3, expired: 0, capacity: 2, utilization: 1.5 },
+      none: { active: 0, expired: 0, capacity: 0, utilization: null },
     },
   });
   assert.match(stats, /^total 3, active 2, expired 1$/m);
   assert.match(stats, /^dynamic\s+0\s+0\s+2000\s+0\.0%$/m);
   assert.match(stats, /^pdf\s+2\s+1\s+10\s+30\.0%$/m);
+  assert.match(stats, /^full\s+3\s+0\s+2\s+150\.0%$/m, "a fallback's overflow passes 100 %");
+  assert.match(stats, /^none\s+0\s+0\s+0\s+-$/m);
   const types = formatTypes({
     pdf: { range: "8110-8119", fallback: "dynamic", capacity: 10, allocated: 3, free: 7 },
     ml: { range: "8300-8499", fallback: null, capacity: 200, allocated: 0, free: 200 },

@@ -1,0 +1,284 @@
+// One attempt of a plain HTTP request to one upstream, on node:http directly: one object driven by the request's
+// events (no closure per listener, no timer of its own), settled exactly once with how it ended.
+import http from "node:http";
+import https from "node:https";
+import type { Socket } from "node:net";
+import { BodyTooLargeError, type BodyFeed } from "./body.ts";
+import type { DeadlineSweep, Expiring } from "./deadlines.ts";
+import { clientResponseHeaders, headerBagOf } from "./headers.ts";
+import type { HeaderBag } from "./phases.ts";
+
+export type FailureKind = "connect" | "connect_timeout" | "reset" | "response_timeout" | "body_too_large";
+
+/** Why an attempt got no response. `requestSent` is false when not a byte of the request left the gateway. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    readonly code: string,
+    message: string,
+    readonly requestSent: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export type AttemptOutcome =
+  { kind: "response"; status: number } | { kind: "failed"; error: UpstreamError } | { kind: "aborted" };
+
+export interface AttemptOptions {
+  target: URL;
+  agent: http.Agent;
+  /** Path and query to request upstream. */
+  path: string;
+  /** The request's headers for the upstream, a flat [name, value, ...] list built once per request. */
+  headers: string[];
+  /** A body read whole (sent with the head), or the feed of a streamed one (sent once connected). */
+  body: Buffer | BodyFeed;
+  connectTimeout: number;
+  responseTimeout: number;
+  requestId: string;
+  /** The response phase: may change the response's headers before they are written to the client. */
+  onHead?: ((status: number, headers: HeaderBag) => void) | undefined;
+}
+
+export const CONNECT_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EADDRNOTAVAIL",
+]);
+
+const kAttempt = Symbol("gateway.attempt");
+type Tagged<T> = T & { [kAttempt]?: HttpAttempt | undefined };
+
+/**
+ * An attempt, from `http.request` to the response's head relayed (or a failure). Its listeners are module-level
+ * functions that find the attempt through a symbol on the emitter, so starting one allocates no closures. The
+ * connect and response deadlines are checked by the shared sweep; once the head is relayed, the upstream socket's
+ * idle timeout (the read-idle cut) and the response's `close` (a mid-body death cuts the client) take over.
+ */
+export class HttpAttempt implements Expiring {
+  settled = false;
+  nextDeadline: number;
+  private connectAt = Infinity;
+  private responseAt: number;
+  private connected = false;
+  private connectTimedOut = false;
+  private responseTimedOut = false;
+  private tooLarge = false;
+  private written = 0;
+  private readonly proxyReq: Tagged<http.ClientRequest>;
+  private socket: Tagged<Socket> | undefined;
+  private proxyRes: Tagged<http.IncomingMessage> | undefined;
+  private resolve!: (o: AttemptOutcome) => void;
+  readonly outcome: Promise<AttemptOutcome>;
+
+  constructor(
+    private readonly res: http.ServerResponse,
+    method: string,
+    private readonly options: AttemptOptions,
+    private readonly sweep: DeadlineSweep,
+  ) {
+    this.outcome = new Promise((r) => (this.resolve = r));
+    this.responseAt = performance.now() + options.responseTimeout;
+    this.nextDeadline = this.responseAt;
+    const t = options.target;
+    const request = t.protocol === "https:" ? https.request : http.request;
+    const req: Tagged<http.ClientRequest> = request({
+      protocol: t.protocol,
+      hostname: t.hostname.startsWith("[") ? t.hostname.slice(1, -1) : t.hostname,
+      port: t.port,
+      method,
+      path: options.path,
+      headers: options.headers,
+      agent: options.agent,
+    });
+    this.proxyReq = req;
+    req[kAttempt] = this;
+    req.on("socket", onSocket);
+    req.on("response", onResponse);
+    req.on("error", onRequestError);
+    const body = options.body;
+    if (Buffer.isBuffer(body)) {
+      // A kept body replays anyway: it goes with the head, and nothing leaves before the connection is up.
+      if (body.length > 0) req.end(body);
+      else req.end();
+    } else {
+      body.stream.once("error", (err) => this.bodyFailed(err));
+      body.stream.pipe(req);
+    }
+    sweep.add(this);
+  }
+
+  /** The client went away: an upstream request still running is pointless, whatever stage it is at. */
+  clientClosed(): void {
+    if (!this.res.writableFinished) this.proxyReq.destroy();
+    this.settle({ kind: "aborted" });
+  }
+
+  expire(now: number): void {
+    if (this.settled) return this.sweep.delete(this);
+    if (this.connectAt <= now) {
+      this.connectTimedOut = true;
+      this.proxyReq.destroy();
+      return;
+    }
+    if (this.responseAt > now) return;
+    // The deadline counts from the end of the request: while a large upload is still moving, it waits.
+    const socket = this.proxyReq.socket;
+    if (!this.proxyReq.writableFinished && socket && socket.bytesWritten > this.written) {
+      this.written = socket.bytesWritten;
+      this.responseAt = now + this.options.responseTimeout;
+      this.nextDeadline = Math.min(this.connectAt, this.responseAt);
+      return;
+    }
+    this.responseTimedOut = true;
+    this.proxyReq.destroy();
+  }
+
+  private settle(outcome: AttemptOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.sweep.delete(this);
+    this.resolve(outcome);
+  }
+
+  private bodyFailed(err: Error): void {
+    if (err instanceof BodyTooLargeError) this.tooLarge = true;
+    this.proxyReq.destroy();
+    if (this.settled && !this.res.headersSent) this.res.destroy();
+  }
+
+  /** Called with the socket the agent gave (new or reused). */
+  gotSocket(socket: Tagged<Socket>): void {
+    if (this.settled) {
+      this.proxyReq.destroy();
+      return;
+    }
+    this.socket = socket;
+    socket[kAttempt] = this;
+    this.written = socket.bytesWritten;
+    if (socket.connecting) {
+      this.connectAt = performance.now() + this.options.connectTimeout;
+      this.nextDeadline = Math.min(this.connectAt, this.responseAt);
+      socket.once("connect", onConnect);
+    } else this.begin();
+  }
+
+  // Nothing of a streamed body is read from the client before the connection is up, so a refused or timed-out
+  // connect can be retried for any method.
+  begin(): void {
+    this.connected = true;
+    this.connectAt = Infinity;
+    this.nextDeadline = this.responseAt;
+    const body = this.options.body;
+    if (!Buffer.isBuffer(body)) body.start();
+  }
+
+  gotResponse(proxyRes: Tagged<http.IncomingMessage>): void {
+    const res = this.res;
+    if (this.settled || res.destroyed) {
+      proxyRes.destroy();
+      this.settle({ kind: "aborted" });
+      return;
+    }
+    this.sweep.delete(this);
+    const status = proxyRes.statusCode ?? 502;
+    const list = clientResponseHeaders(proxyRes.rawHeaders, this.options.requestId);
+    const onHead = this.options.onHead;
+    let headers: string[] | HeaderBag = list;
+    if (onHead) {
+      headers = headerBagOf(list);
+      onHead(status, headers);
+    }
+    if (proxyRes.statusMessage) res.writeHead(status, proxyRes.statusMessage, headers);
+    else res.writeHead(status, headers);
+    // An upstream that stalls mid-body (no byte for `responseTimeout`, like nginx's proxy_read_timeout) is cut;
+    // the agent puts its own idle timeout back when the socket returns to the pool.
+    this.proxyRes = proxyRes;
+    proxyRes[kAttempt] = this;
+    const socket = proxyRes.socket as Tagged<Socket>;
+    socket[kAttempt] = this;
+    socket.setTimeout(this.options.responseTimeout);
+    socket.on("timeout", onIdle);
+    proxyRes.once("end", onResponseEnd);
+    // An upstream that dies mid-body must not leave the client waiting for bytes that never come.
+    proxyRes.once("close", onResponseClose);
+    proxyRes.pipe(res);
+    this.settle({ kind: "response", status });
+  }
+
+  idle(): void {
+    this.proxyRes?.destroy();
+  }
+
+  responseEnded(closed: boolean): void {
+    const socket = this.socket;
+    if (socket) {
+      socket.off("timeout", onIdle);
+      if (socket[kAttempt] === this) socket[kAttempt] = undefined;
+    }
+    if (closed && this.proxyRes && !this.proxyRes.complete) this.res.destroy();
+  }
+
+  failed(err: NodeJS.ErrnoException): void {
+    if (this.settled) return;
+    this.settle({ kind: "failed", error: this.classify(err) });
+  }
+
+  private classify(err: NodeJS.ErrnoException): UpstreamError {
+    const code = err.code ?? "EPROTO";
+    const sent = this.connected;
+    if (this.tooLarge)
+      return new UpstreamError("body_too_large", "GW_BODY_TOO_LARGE", "request body over maxBodySize", sent);
+    if (this.responseTimedOut) {
+      const ms = this.options.responseTimeout;
+      return new UpstreamError("response_timeout", "ETIMEDOUT", `no response headers within ${ms}ms`, sent);
+    }
+    if (this.connectTimedOut) {
+      const ms = this.options.connectTimeout;
+      return new UpstreamError(
+        "connect_timeout",
+        "ECONNECTTIMEOUT",
+        `connect timed out after ${ms}ms`,
+        false,
+      );
+    }
+    if (!this.connected || CONNECT_CODES.has(code))
+      return new UpstreamError("connect", code, err.message, false);
+    return new UpstreamError("reset", code, err.message, sent);
+  }
+}
+
+function onSocket(this: Tagged<http.ClientRequest>, socket: Socket): void {
+  this[kAttempt]?.gotSocket(socket);
+}
+
+function onConnect(this: Tagged<Socket>): void {
+  const a = this[kAttempt];
+  if (a && !a.settled) a.begin();
+}
+
+function onResponse(this: Tagged<http.ClientRequest>, proxyRes: http.IncomingMessage): void {
+  const a = this[kAttempt];
+  if (a) a.gotResponse(proxyRes);
+  else proxyRes.destroy();
+}
+
+function onRequestError(this: Tagged<http.ClientRequest>, err: Error): void {
+  this[kAttempt]?.failed(err);
+}
+
+function onIdle(this: Tagged<Socket>): void {
+  this[kAttempt]?.idle();
+}
+
+function onResponseEnd(this: Tagged<http.IncomingMessage>): void {
+  this[kAttempt]?.responseEnded(false);
+}
+
+function onResponseClose(this: Tagged<http.IncomingMessage>): void {
+  this[kAttempt]?.responseEnded(true);
+}

@@ -1,0 +1,85 @@
+// The log line formats: JSON key order (time, level, msg, then the fields), the flat fast path writing the same
+// bytes as format.json(), and the pretty terminal line.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createLogger, jsonLine, prettyLine, slowJsonLine } from "../../src/log/log.ts";
+import { LogCapture } from "../helpers/gateway.ts";
+
+void test("JSON lines lead with time, level, msg, then the fields in the order given", async () => {
+  const logs = new LogCapture();
+  const log = createLogger({ level: "debug", stream: logs, format: "json" });
+  log.info("request", { method: "GET", path: "/x", status: 200, durationMs: 1.5, route: "r0" });
+  log.warn("failover", { pool: "app", nested: { a: 1 }, list: [1, 2] });
+  log.flush();
+  await logs.waitFor("failover");
+  assert.deepEqual(Object.keys(logs.lines[0]!), [
+    "time",
+    "level",
+    "msg",
+    "method",
+    "path",
+    "status",
+    "durationMs",
+    "route",
+  ]);
+  assert.deepEqual(Object.keys(logs.lines[1]!), ["time", "level", "msg", "pool", "nested", "list"]);
+  assert.match(String(logs.lines[0]!.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+});
+
+void test("the flat fast path and format.json() write the same bytes", () => {
+  const records: Record<string, unknown>[] = [
+    { time: "2026-01-01T00:00:00.000Z", level: "info", msg: "request", method: "GET", status: 200, ms: 0.5 },
+    { time: "t", level: "warn", msg: 'quote " and \\ and \n and é', a: null, b: true, c: undefined, d: NaN },
+    { time: "t", level: "info", msg: "m", inf: Infinity, neg: -0, big: 1e21, empty: "" },
+  ];
+  for (const r of records) assert.equal(jsonLine(r), slowJsonLine(r), JSON.stringify(r));
+  // Not flat: the slow path, still in line order.
+  const nested = { time: "t", level: "info", msg: "m", z: { y: 1, x: 2 }, a: 1n };
+  assert.equal(jsonLine(nested), '{"time":"t","level":"info","msg":"m","z":{"y":1,"x":2},"a":"1"}');
+});
+
+void test("pretty lines: clock time, level, msg, key=value (quoted when needed)", () => {
+  const line = prettyLine(
+    {
+      time: "2026-01-01T12:04:05.123Z",
+      level: "warn",
+      msg: "health_change",
+      pool: "app",
+      reason: "3 failed checks: ECONNREFUSED",
+      errors: ["a", "b"],
+      gone: undefined,
+    },
+    false,
+  );
+  assert.equal(
+    line,
+    '12:04:05.123 WARN  health_change pool=app reason="3 failed checks: ECONNREFUSED" errors=["a","b"]',
+  );
+  assert.ok(prettyLine({ time: "t", level: "error", msg: "x" }, true).includes("\u001b[31mERROR\u001b[0m"));
+});
+
+void test("the format comes from the option, then GATEWAY_LOG_FORMAT, then whether the output is a terminal", async () => {
+  const logs = new LogCapture();
+  const saved = process.env.GATEWAY_LOG_FORMAT;
+  process.env.GATEWAY_LOG_FORMAT = "pretty";
+  try {
+    const text: string[] = [];
+    const sink = new (await import("node:stream")).Writable({
+      write(chunk: Buffer, _e, cb) {
+        text.push(chunk.toString());
+        cb();
+      },
+    });
+    const pretty = createLogger({ stream: sink });
+    pretty.info("hello", { a: 1 });
+    pretty.flush();
+    assert.match(text.join(""), / INFO {2}hello a=1\n$/);
+    const json = createLogger({ stream: logs, format: "json" });
+    json.info("hello");
+    json.flush();
+    assert.equal((await logs.waitFor("hello")).level, "info");
+  } finally {
+    if (saved === undefined) delete process.env.GATEWAY_LOG_FORMAT;
+    else process.env.GATEWAY_LOG_FORMAT = saved;
+  }
+});
