@@ -10,6 +10,7 @@ import { once } from "node:events";
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -36,7 +37,7 @@ const { values: opts } = parseArgs({
 
 if (opts.upstreams !== undefined) await serveUpstreams(Number(opts.upstreams));
 else {
-  installCleanup(20 * 60_000, opts.keep);
+  installCleanup(40 * 60_000, opts.keep);
   await main();
   process.exit(0);
 }
@@ -137,8 +138,9 @@ function config(store: string, redis: TestRedis | undefined, prefix: string, sta
 shutdownGrace: 1s
 ${redis ? `redis: { url: "${redis.url}", keyPrefix: ${prefix} }\n` : ""}registry:
   store: ${store}
-  ttl: 60s
-  deregisterAfter: 5m
+  # Long leases: the members send no heartbeats while the throughput rounds run.
+  ttl: 10m
+  deregisterAfter: 30m
   types:
     bench: 20000-29999
     prop: 30000-30999
@@ -172,11 +174,15 @@ interface Figures {
   allocsPerSec: number;
   hbP50: number;
   hbP99: number;
+  noopP50: number;
   propP50: number;
   propP99: number;
   propNote: string;
   staticRps: number;
   discoveredRps: number;
+  /** Gateway CPU µs per request (median over rounds): steadier than req/s on a shared machine. */
+  staticCpu: number;
+  discoveredCpu: number;
   failed: number;
 }
 
@@ -205,6 +211,17 @@ async function allocationRate(
   const seconds = (performance.now() - t0) / 1000;
   if (errors) console.error(`${errors} allocations failed`);
   return { rate: ids.length / seconds, ids };
+}
+
+/** The round trip of a request that does nothing (GET /healthz): the floor the heartbeat figures sit on. */
+async function noopRtt(a: Api, n: number): Promise<number[]> {
+  const rtts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await a.call("GET", "/healthz");
+    rtts.push(performance.now() - t0);
+  }
+  return rtts;
 }
 
 async function heartbeatRtt(a: Api, ids: string[], n: number): Promise<number[]> {
@@ -263,20 +280,27 @@ async function propagation(a: Api, bUrl: string, samples: number): Promise<numbe
 }
 
 async function load(
+  gw: Child,
   url: string,
   amount: number,
   connections: number,
-): Promise<{ rps: number; failed: number }> {
+): Promise<{ rps: number; cpuPerReq: number; failed: number }> {
+  const cpu0 = await gw.cpu();
   const t0 = performance.now();
   let answered = 0;
   let t1 = 0;
   const run = autocannon({ url, connections, amount });
-  run.on("response", () => {
+  const statuses = new Map<number, number>();
+  run.on("response", (_client: unknown, status: number) => {
+    if (status >= 300) statuses.set(status, (statuses.get(status) ?? 0) + 1);
     if (++answered === amount) t1 = performance.now();
   });
   const r = await run;
+  if (statuses.size) console.error(`${url}: non-2xx answers ${JSON.stringify(Object.fromEntries(statuses))}`);
+  const cpu1 = await gw.cpu();
   return {
     rps: r.latency.totalCount / (((t1 || performance.now()) - t0) / 1000),
+    cpuPerReq: (cpu1 - cpu0) / amount,
     failed: r.errors + r.timeouts + r.non2xx,
   };
 }
@@ -310,6 +334,7 @@ async function benchStore(store: string): Promise<Figures> {
   try {
     const { rate, ids } = await allocationRate(a, Number(opts.allocs), Number(opts.concurrency));
     const rtts = await heartbeatRtt(a, ids, Number(opts.heartbeats));
+    const noop = await noopRtt(a, Number(opts.heartbeats));
     for (const id of ids) await a.call("DELETE", `/registry/allocations/${id}`);
     const prop = await propagation(a, bUrl, Number(opts.samples));
 
@@ -328,18 +353,22 @@ async function benchStore(store: string): Promise<Figures> {
     await waitHealthy(a, "member", members);
     const amount = Number(opts.amount);
     const connections = Number(opts.connections);
-    await load(`${a.base}/x`, amount / 2, connections);
-    await load(`${a.base}/members/x`, amount / 2, connections);
+    const gw = gateways[0]!;
+    await load(gw, `${a.base}/x`, amount / 2, connections);
+    await load(gw, `${a.base}/members/x`, amount / 2, connections);
     const st: number[] = [];
     const di: number[] = [];
+    const stCpu: number[] = [];
+    const diCpu: number[] = [];
     let failed = 0;
     // ABBA: a linear drift in the machine's load hits both alike.
     for (let round = 0; round < Number(opts.rounds); round++) {
       const order = round % 2 ? ["members", "static"] : ["static", "members"];
       for (const which of order) {
-        const r = await load(`${a.base}${which === "static" ? "/x" : "/members/x"}`, amount, connections);
+        const r = await load(gw, `${a.base}${which === "static" ? "/x" : "/members/x"}`, amount, connections);
         failed += r.failed;
         (which === "static" ? st : di).push(r.rps);
+        (which === "static" ? stCpu : diCpu).push(r.cpuPerReq);
       }
     }
     return {
@@ -347,11 +376,14 @@ async function benchStore(store: string): Promise<Figures> {
       allocsPerSec: rate,
       hbP50: percentile(rtts, 50),
       hbP99: percentile(rtts, 99),
+      noopP50: percentile(noop, 50),
       propP50: percentile(prop, 50),
       propP99: percentile(prop, 99),
       propNote: redis ? "A→B" : "A→A",
       staticRps: median(st),
       discoveredRps: median(di),
+      staticCpu: median(stCpu),
+      discoveredCpu: median(diCpu),
       failed,
     };
   } finally {
@@ -361,11 +393,6 @@ async function benchStore(store: string): Promise<Figures> {
 }
 
 async function main(): Promise<void> {
-  const results: Figures[] = [];
-  for (const store of opts.stores.split(",")) {
-    console.error(`bench: ${store} store...`);
-    results.push(await benchStore(store));
-  }
   const f = (n: number, d = 0) =>
     n.toLocaleString("en", { minimumFractionDigits: d, maximumFractionDigits: d });
   const head = [
@@ -373,29 +400,44 @@ async function main(): Promise<void> {
     "alloc/s",
     "hb p50 ms",
     "hb p99 ms",
+    "/healthz p50 ms",
     "route p50 ms",
     "route p99 ms",
     "static rps",
     "discovered rps",
     "ratio",
+    "CPU µs/req static",
+    "discovered",
   ];
-  const rows = results.map((r) => [
+  const row = (r: Figures) => [
     r.store,
     f(r.allocsPerSec),
     f(r.hbP50, 2),
     f(r.hbP99, 2),
+    f(r.noopP50, 2),
     `${f(r.propP50)} (${r.propNote})`,
     f(r.propP99),
     f(r.staticRps),
     f(r.discoveredRps),
     `${f((100 * r.discoveredRps) / r.staticRps, 1)} %${r.failed ? ` (${r.failed} failed!)` : ""}`,
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+    f(r.staticCpu),
+    f(r.discoveredCpu),
+  ];
+  // Each store's row as soon as it is measured: on a loaded machine a later store may hit the time limit.
+  console.log(head.join(" | "));
+  for (const store of opts.stores.split(",")) {
+    console.error(`bench: ${store} store...`);
+    console.log(row(await benchStore(store)).join(" | "));
+  }
   console.log(
     `\n${opts.allocs} allocations at concurrency ${opts.concurrency}; ${opts.heartbeats} sequential heartbeats; ` +
       `${opts.samples} route samples (50 ms health interval, 1 pass); ${opts.rounds} ABBA rounds of ${opts.amount} ` +
       `requests over ${opts.connections} connections, ${opts.members} upstreams each.`,
   );
   console.log("targets: alloc/s >= 2,000 on redis; route p99 < 1,000 ms; discovered >= 98 % of static");
+  console.log(
+    `load average at the end: ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}`,
+  );
 }

@@ -52,6 +52,23 @@ function unavailable(err: unknown): Error {
   return new StoreUnavailableError(e.code ?? e.message);
 }
 
+/**
+ * A client for other users of the top-level `redis` (rate limits): no offline queue and short timeouts, so a
+ * command while Redis is down fails at once and the caller falls back instead of waiting.
+ */
+export function redisClient(config: RedisConfig): Redis {
+  const client = connect(config.url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 500,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(50 * times, 1_000),
+  });
+  // Without an `error` listener an unreachable Redis would crash the process; its users see failed commands.
+  client.on("error", () => {});
+  return client;
+}
+
 export class RedisStore extends EventEmitter<StoreEvents> implements RegistryStore {
   readonly kind = "redis";
   private readonly client: Redis;

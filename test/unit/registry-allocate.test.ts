@@ -251,7 +251,7 @@ registry:
     pdf: 8110-8119
 ${base}`).map((e) => e.replace(/^\d+:\d+: /, "")),
     [
-      'registry.policies.0: policy "guard" has auth; the registry API takes cors and rateLimit only (it has its own key)',
+      'registry.policies.0: policy "guard" has auth: the registry API takes cors and rateLimit policies only (it has its own key)',
       'registry.policies.1: unknown policy "nope"',
     ],
   );
