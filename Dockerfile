@@ -26,14 +26,19 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY gateway.schema.json ./
-# No config is baked in: mount yours at $GATEWAY_CONFIG (docs/operations.md). Without one the gateway exits 1,
-# naming the missing file.
+# The bundled sample topology, to try the image: `docker run --init -p 8002:8002 IMAGE start -c /app/gateway.yaml`
+# starts the sample services of examples/ as managed upstreams (their commands are relative to that file).
+COPY gateway.yaml ./
+COPY examples ./examples
+# No config is used unless you say so: mount yours at $GATEWAY_CONFIG (docs/operations.md). Without one the
+# gateway exits 1, naming the missing file.
 USER node
 EXPOSE 8002
 # node, not curl (the slim image has none). Set GATEWAY_HEALTHCHECK_URL when /healthz is elsewhere (another
 # port, or admin.listen).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["node", "-e", "fetch(process.env.GATEWAY_HEALTHCHECK_URL).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# Exec form: node is PID 1 and receives SIGTERM itself (no shell in between), so `docker stop` drains.
+# Exec form, no shell in between: under `docker run --init` (docs/operations.md) tini is PID 1 and forwards
+# `docker stop`'s SIGTERM to node; without --init node is PID 1 and gets it itself. Either way the gateway drains.
 ENTRYPOINT ["node", "/app/bin/gateway.js"]
 CMD ["start"]

@@ -10,6 +10,11 @@ declare module "autocannon" {
     pipelining?: number;
     timeout?: number;
     workers?: number;
+    headers?: Record<string, string>;
+    /** Per-request hooks; `setupRequest` may return the request with other headers (a fresh token each time). */
+    requests?: {
+      setupRequest?: (req: { headers?: Record<string, string> }) => { headers?: Record<string, string> };
+    }[];
   }
 
   export interface Histogram {

@@ -6,6 +6,7 @@
 //                                              it listens only when told to over IPC
 //   child.ts gateway <config.yaml> [level]     the real Gateway (level default info); logs to stdout (a file)
 //   child.ts plain <url> [<url>...]            node:http + http-proxy-3, round robin, keep-alive agents, no logs
+//   child.ts fastgw <url> <url>                fast-gateway 3.4.7 (restana + fast-proxy-lite), round robin
 import http from "node:http";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
@@ -90,6 +91,41 @@ async function plain(targets: string[]): Promise<() => Promise<void>> {
   };
 }
 
+async function fastGateway(targets: string[]): Promise<() => Promise<void>> {
+  // The best-known Node peer (registry-policies-scale.md §4): its own router and keep-alive forwarder; one route,
+  // the upstream chosen per request in proxyHandler, as its docs show for load balancing.
+  const { default: gateway } = (await import("fast-gateway")) as unknown as {
+    default: (opts: unknown) => { start(port: number, host: string): Promise<http.Server> };
+  };
+  let next = 0;
+  const server = await gateway({
+    routes: [
+      {
+        prefix: "",
+        prefixRewrite: "",
+        target: targets[0],
+        disableQsOverwrite: true,
+        proxyHandler: (
+          req: unknown,
+          res: unknown,
+          url: string,
+          proxy: (...a: unknown[]) => unknown,
+          opts: { base: string },
+        ) => {
+          opts.base = targets[next]!;
+          next = (next + 1) % targets.length;
+          return proxy(req, res, url, opts);
+        },
+      },
+    ],
+  }).start(0, "127.0.0.1");
+  send({ type: "ready", port: (server.address() as AddressInfo).port });
+  return async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(() => r(undefined)));
+  };
+}
+
 async function main(): Promise<void> {
   const [mode, ...args] = process.argv.slice(2);
   let stop: () => Promise<void>;
@@ -97,6 +133,7 @@ async function main(): Promise<void> {
     stop = await upstream(args[0] ?? "upstream", Number(args[1] ?? 0), args[2] === "standby");
   else if (mode === "gateway") stop = await gateway(args[0]!, parseLogLevel(args[1]));
   else if (mode === "plain") stop = await plain(args);
+  else if (mode === "fastgw") stop = await fastGateway(args);
   else throw new Error(`unknown mode ${String(mode)}`);
 
   const quit = () => {

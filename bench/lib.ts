@@ -1,6 +1,7 @@
 // Shared bench plumbing: forking bench/child.ts processes, asking them for CPU time, and never leaving one behind.
-import { fork, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -160,4 +161,77 @@ export function median(xs: readonly number[]): number {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A port free on 127.0.0.1 right now (the gateway run from dist/ needs its port in its config). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// Linux's clock ticks per second for /proc/PID/stat (USER_HZ), 100 on every common build.
+const TICK_MICROS = 10_000;
+
+/** CPU time (user + system) of any process by PID, in microseconds, from /proc (Linux). */
+export function procCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which may hold spaces: ") S ppid ..." has utime and stime at 12 and 13.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MICROS;
+}
+
+/**
+ * Runs the gateway as production does, `node dist/cli.js start -c CONFIG` (compiled, not through tsx), with its
+ * stdout (the access log) on `stdout`; resolves once /readyz answers 200 (the first health round is done).
+ */
+export async function startDistGateway(
+  configPath: string,
+  port: number,
+  level: string,
+  stdout: number,
+): Promise<Child> {
+  const root = join(import.meta.dirname, "..");
+  const proc = spawn(process.execPath, [join(root, "dist/cli.js"), "start", "-c", configPath], {
+    cwd: root,
+    env: { ...process.env, GATEWAY_LOG_LEVEL: level, GATEWAY_LOG_FORMAT: "json" },
+    stdio: ["ignore", stdout, "inherit"],
+  });
+  track(proc);
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (proc.exitCode !== null)
+      throw new Error("gateway (dist) exited before it was ready; did you `npm run build`?");
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error("gateway (dist) not ready within 30 s");
+    await sleep(50);
+  }
+  const kill = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    await exited;
+  };
+  return {
+    proc,
+    port,
+    url,
+    cpu: () => Promise.resolve(procCpu(proc.pid!)),
+    stop: async () => {
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => void kill(), 3_000);
+      await exited;
+      clearTimeout(timer);
+    },
+    kill,
+  };
 }

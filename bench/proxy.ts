@@ -1,16 +1,25 @@
-// Proxy speed bench (`npm run bench`): the gateway vs a plain node:http + http-proxy-3 proxy, in one run.
+// Proxy speed bench (`npm run bench`): the gateway (compiled, from dist/) vs a plain node:http + http-proxy-3 proxy
+// and fast-gateway 3.4.7, in one run.
 //
 // On a small shared machine absolute req/s swing 2-3x between runs, so everything here is built for ratios: both
 // proxies are loaded in the same run, against the same upstreams, with rounds interleaved in ABBA order (a linear
 // drift in machine load then hits both equally), and each proxy runs in its own process so its CPU time per
 // request can be read with process.cpuUsage(), which is much steadier than throughput (dependencies.md §7, §8).
-import { openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
+import { openSync, closeSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { installCleanup, median, startChild, tempDir, type Child } from "./lib.ts";
+import {
+  freePort,
+  installCleanup,
+  median,
+  startChild,
+  startDistGateway,
+  tempDir,
+  type Child,
+} from "./lib.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -48,9 +57,9 @@ interface Round {
   failed: number;
 }
 
-function gatewayYaml(upstreams: Child[]): string {
+function gatewayYaml(upstreams: Child[], port: number): string {
   // Bundled defaults (health checks every 5 s, breakers on, retries 2); only the addresses are the bench's.
-  return `listen: 127.0.0.1:0
+  return `listen: 127.0.0.1:${port}
 shutdownGrace: 1s
 pools:
   app:
@@ -92,7 +101,18 @@ function row(name: string, r: Round): string {
   return `${name.padEnd(16)}${pad(fmt(r.rps), 9)}${pad(fmt(r.p50), 8)}${pad(fmt(r.p99), 8)}${pad(fmt(r.cpuPerReq), 11)}${r.failed ? `   ${r.failed} failed!` : ""}`;
 }
 
+/** The gateway runs from dist/: say so when dist/ is older than src/ (run `npm run build` first). */
+function warnIfStale(): void {
+  const root = join(import.meta.dirname, "..");
+  const built = statSync(join(root, "dist/cli.js"), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  const newest = readdirSync(join(root, "src"), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".ts"))
+    .reduce((m, f) => Math.max(m, statSync(join(root, "src", f)).mtimeMs), 0);
+  if (built < newest) console.log("warning: dist/ is older than src/; run `npm run build` first\n");
+}
+
 async function main(): Promise<void> {
+  warnIfStale();
   const dir = tempDir("gateway-bench-");
   const logPath = opts.log === "null" ? "/dev/null" : join(dir, "gateway.log");
   const configPath = join(dir, "gateway.yaml");
@@ -101,25 +121,27 @@ async function main(): Promise<void> {
     startChild("upstream", ["upstream-a", "0"]),
     startChild("upstream", ["upstream-b", "0"]),
   ]);
-  writeFileSync(configPath, gatewayYaml(upstreams));
+  const port = await freePort();
+  writeFileSync(configPath, gatewayYaml(upstreams, port));
   const logFd = openSync(logPath, "a");
+  const urls = upstreams.map((u) => u.url);
+  // The gateway runs compiled (dist/, as `gateway start` does), not through tsx.
   const variants: Variant[] = [
-    { name: "gateway", child: await startChild("gateway", [configPath, "info"], logFd), rounds: [] },
-    {
-      name: "plain",
-      child: await startChild(
-        "plain",
-        upstreams.map((u) => u.url),
-      ),
-      rounds: [],
-    },
+    { name: "gateway", child: await startDistGateway(configPath, port, "info", logFd), rounds: [] },
+    { name: "plain", child: await startChild("plain", urls), rounds: [] },
+    { name: "fast-gateway", child: await startChild("fastgw", urls), rounds: [] },
   ];
   if (opts["no-log-variant"]) {
+    const quietPort = await freePort();
+    const quietConfig = join(dir, "gateway-nolog.yaml");
+    writeFileSync(quietConfig, gatewayYaml(upstreams, quietPort));
+    const devNull = openSync("/dev/null", "a");
     variants.push({
       name: "gateway-nolog",
-      child: await startChild("gateway", [configPath, "warn"]),
+      child: await startDistGateway(quietConfig, quietPort, "warn", devNull),
       rounds: [],
     });
+    closeSync(devNull);
   }
   closeSync(logFd);
 
@@ -152,7 +174,7 @@ async function main(): Promise<void> {
     cpuPerReq: median(v.rounds.map((r) => r.cpuPerReq)),
     failed: v.rounds.reduce((n, r) => n + r.failed, 0),
   });
-  const [gw, plain] = variants as [Variant, Variant];
+  const [gw, plain, fast] = variants as [Variant, Variant, Variant];
   console.log(`\nmedians of ${ROUNDS} rounds`);
   for (const v of variants) console.log(row(v.name, med(v)));
 
@@ -180,8 +202,13 @@ async function main(): Promise<void> {
     `target: gateway >= ${TARGET * 100}% of plain throughput with access logging on: ` +
       `${met ? "MET" : "NOT MET"} (${fmt(paired * 100, 1)}%)`,
   );
-  if (variants[2]) {
-    const n = med(variants[2]);
+  const pairedFast = median(fast.rounds.map((r, i) => r.rps / plain.rounds[i]!.rps));
+  console.log(
+    `fast-gateway/plain throughput: ${fmt(pairedFast * 100, 1)}% (median of per-round ratios); ` +
+      `gateway/fast-gateway: ${fmt((paired / pairedFast) * 100, 1)}%`,
+  );
+  if (variants[3]) {
+    const n = med(variants[3]);
     console.log(
       `access logging costs ${fmt(g.cpuPerReq - n.cpuPerReq)} µs/req of gateway CPU ` +
         `(gateway ${fmt(g.cpuPerReq)} vs gateway-nolog ${fmt(n.cpuPerReq)})`,

@@ -25,6 +25,11 @@ export function redact(value: unknown, name = ""): unknown {
 /** The text `check --print` writes: the resolved config as JSON (2-space indent), secrets redacted. */
 export function printableConfig(config: GatewayConfig): string {
   const { source, ...rest } = config;
-  const shown = { source: { path: source.path, sha256: source.hash }, ...rest };
+  // The named policies are a Map in memory; JSON shows them as the object gateway.yaml wrote.
+  const shown = {
+    source: { path: source.path, sha256: source.hash },
+    ...rest,
+    policies: Object.fromEntries(config.policies),
+  };
   return `${JSON.stringify(redact(shown), null, 2)}\n`;
 }

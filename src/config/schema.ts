@@ -574,6 +574,26 @@ export const configSchema = z
             });
         });
       });
+      // The registry has its own key: only CORS and rate limits may guard its API.
+      const reg = (cfg as Record<string, unknown>).registry;
+      const regPolicies: unknown[] = isObject(reg) && Array.isArray(reg.policies) ? reg.policies : [];
+      regPolicies.forEach((n, j) => {
+        if (typeof n !== "string") return;
+        const p = Object.hasOwn(policies, n) ? policies[n] : undefined;
+        if (p === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["registry", "policies", j],
+            message: `unknown policy "${n}"`,
+          });
+        } else if (isObject(p) && p.auth !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["registry", "policies", j],
+            message: `policy "${n}" has auth: the registry API takes cors and rateLimit policies only (it has its own key)`,
+          });
+        }
+      });
       const redis = (cfg as Record<string, unknown>).redis;
       for (const [name, p] of Object.entries(policies)) {
         const rl = isObject(p) && isObject(p.rateLimit) ? p.rateLimit : undefined;

@@ -41,6 +41,11 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
   /** Once stopped (reload, shutdown), a probe still under way must not write a result it caused itself. */
   private stopped = false;
   private inFlight: http.ClientRequest | undefined;
+  /**
+   * Set by the gateway for managed upstreams: a reason here (its port is held by another process) fails every
+   * check without probing, since whatever answers on that port is not the upstream.
+   */
+  gate: (() => string | undefined) | undefined;
 
   constructor(base: URL, settings: HealthCheckSettings, target: StatusSetter, carried?: HealthCheckerState) {
     super();
@@ -113,6 +118,8 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
    */
   async runOnce(): Promise<ProbeResult | undefined> {
     if (this.stopped) return undefined;
+    const blocked = this.gate?.();
+    if (blocked !== undefined) return this.holdDown(blocked);
     const result = await this.probe();
     if (this.stopped) return result;
     this.lastResult = result;
@@ -127,6 +134,17 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
       if (this.target.setStatus(state.healthy, reason))
         this.emit("change", { from, up: state.healthy, reason });
     }
+    return result;
+  }
+
+  /** Out at once with `reason`, no probe: the result of a gated check. */
+  private holdDown(reason: string): ProbeResult {
+    const result: ProbeResult = { ok: false, time: new Date(), latencyMs: 0, error: reason };
+    this.lastResult = result;
+    this.emit("result", result);
+    const from = this.hysteresis.healthy;
+    this.hysteresis = { healthy: false, passes: 0, fails: this.hysteresis.fails + 1 };
+    if (this.target.setStatus(false, reason)) this.emit("change", { from, up: false, reason });
     return result;
   }
 

@@ -178,8 +178,27 @@ export function createLogger(
       }),
     ],
   });
-  const write = (level: LogLevel) => (msg: string, fields?: LogFields) => {
-    w.log(level, msg, fields);
+  const direct = format === "json";
+  const write = (level: LogLevel) => {
+    const enabled = w.isLevelEnabled(level);
+    return (msg: string, fields?: LogFields) => {
+      // JSON lines go straight into the batch, without winston's stream pipeline (a Transform per line, ~6 µs on
+      // every access line): the same record in the same order, so the same bytes. A record jsonLine would send
+      // down its slow path, or a field named like one of the line's own keys, still goes through winston.
+      if (
+        direct &&
+        enabled &&
+        fields &&
+        fields.level === undefined &&
+        fields.msg === undefined &&
+        fields.time === undefined &&
+        fields.message === undefined
+      ) {
+        const record = { time: new Date().toISOString(), level, msg, ...fields };
+        if (isFlat(record)) return stream.add(`${JSON.stringify(record)}${EOL}`);
+      }
+      w.log(level, msg, fields);
+    };
   };
   return {
     error: write("error"),

@@ -1,10 +1,12 @@
-// One managed upstream process: spawned through a guard, output forwarded to the log, restarted with exponential
-// backoff per its policy, and stopped (SIGTERM to its process group, SIGKILL after the grace).
-import { spawn, type ChildProcess } from "node:child_process";
+// One managed upstream process: run through the guard, output forwarded to the log, restarted with exponential
+// backoff per its policy, stopped (SIGTERM to its process group, SIGKILL after the grace), and never started while
+// another process holds its port.
 import type { RestartPolicy } from "../config/types.ts";
 import type { Logger } from "../log/log.ts";
-import { forEachLine } from "./lines.ts";
-import { isGuardReport, type GuardReport, type GuardSpec } from "./protocol.ts";
+import type { GuardLink } from "./guard-link.ts";
+import type { GuardReport } from "./protocol.ts";
+
+export type { GuardCommand } from "./guard-link.ts";
 
 export interface Backoff {
   /** The first restart's delay (ms); each further failure in a row doubles it. */
@@ -16,18 +18,14 @@ export interface Backoff {
 
 export const DEFAULT_BACKOFF: Backoff = { initial: 1_000, max: 30_000, resetAfter: 30_000 };
 
-/** How to start a guard: `node [execArgv] guard.js`. */
-export interface GuardCommand {
-  execPath: string;
-  args: string[];
-}
-
 /** Everything needed to run one upstream's process; two specs with equal `run` fields run the same thing. */
 export interface ProcessSpec {
   pool: string;
   upstream: string;
   /** Set for a top-level `processes:` entry (pool "" and upstream = this name then): its logs say `process`. */
   process?: string;
+  /** Where the upstream's url says the process listens: checked free before every start. */
+  listen?: { host: string; port: number };
   /** The command as written in gateway.yaml, for logs. */
   command: string;
   argv: string[];
@@ -43,17 +41,24 @@ export interface ManagedStatus {
   restarts: number;
   lastExit: { code: number | null; signal: string | null; time: string } | null;
   running: boolean;
+  /** Why it is not serving, when the process is the reason: its port taken, or a crash loop. Else null. */
+  reason: string | null;
 }
 
 export interface ProcessDeps {
   log: Logger;
-  guard: GuardCommand;
+  guard: GuardLink;
   backoff: Backoff;
+  /** Whether something already accepts connections on host:port (another process holding the port). */
+  portTaken(host: string, port: number): Promise<boolean>;
+  /** The process blocks its upstream (reason), or no longer does (null): the gateway marks the upstream out. */
+  onBlocked(reason: string | null): void;
   /** Called each time the process is started again after an exit (the restarts metric). */
   onRestart(pool: string, upstream: string): void;
 }
 
-type State = "waiting" | "starting" | "running" | "backoff" | "exited" | "stopping" | "stopped";
+type State =
+  "waiting" | "checking" | "blocked" | "starting" | "running" | "backoff" | "exited" | "stopping" | "stopped";
 
 /** What the process's log lines are tagged with: its upstream, or the name of a top-level process. */
 export function logTags(spec: ProcessSpec): Record<string, string> {
@@ -76,9 +81,12 @@ export function shouldRestart(policy: RestartPolicy, exit: { code: number | null
 
 export class ManagedProcess {
   private state: State = "waiting";
-  private guard: ChildProcess | undefined;
+  /** The guard's id for the current run, while one is under way. */
+  private runId: number | undefined;
   private pid: number | null = null;
-  private report: Extract<GuardReport, { type: "exit" }> | undefined;
+  private blockedBy: string | null = null;
+  /** Re-checks of a taken port in a row: they back off like restarts. */
+  private blockedChecks = 0;
   private startedAt = 0;
   private failures = 0;
   private restarts = 0;
@@ -114,6 +122,15 @@ export class ManagedProcess {
     });
   }
 
+  /** Why the process is not started: its port is held by another process. Null otherwise. */
+  get blocked(): string | null {
+    if (this.state === "blocked") return this.blockedBy;
+    // Until the check has answered, whatever listens there is not known to be ours.
+    if (this.state === "checking")
+      return this.blockedBy ?? `checking that port ${this.spec.listen?.port} is free`;
+    return null;
+  }
+
   /** Starts again a process that had ended for good (the config still asks for it). */
   revive(): void {
     if (this.state !== "exited") return;
@@ -128,106 +145,109 @@ export class ManagedProcess {
       restarts: this.restarts,
       lastExit: this.lastExit,
       running: this.state === "running",
+      reason: this.reason(),
     };
   }
 
-  /** SIGTERM to the process group, SIGKILL after stopGrace; resolves once the process and its guard are gone. */
+  private reason(): string | null {
+    if (this.state === "blocked" || (this.state === "checking" && this.blockedBy)) return this.blockedBy;
+    if (this.state === "backoff" && this.lastExit) {
+      const how =
+        this.lastExit.code !== null
+          ? `exited with code ${this.lastExit.code}`
+          : this.lastExit.signal
+            ? `killed by ${this.lastExit.signal}`
+            : "could not start";
+      return `restarting: ${how}, ${this.failures} time${this.failures === 1 ? "" : "s"} in a row`;
+    }
+    if (this.state === "exited" && this.lastExit)
+      return `exited (code ${this.lastExit.code ?? "-"}, signal ${this.lastExit.signal ?? "-"}); restart: ${this.spec.restart}`;
+    return null;
+  }
+
+  /** SIGTERM to the process group, SIGKILL after stopGrace; resolves once the process is gone. */
   stop(): Promise<void> {
     clearTimeout(this.restartTimer);
     if (this.stopped) return this.stopped;
-    if (!this.guard) {
+    if (this.runId === undefined) {
       this.state = "stopped";
+      this.unblock();
       this.stopped = Promise.resolve();
       return this.stopped;
     }
     this.state = "stopping";
     this.stopped = new Promise<void>((resolve) => (this.resolveStopped = resolve));
     // The guard does the SIGTERM-then-SIGKILL itself (it must also do so when the gateway dies). Should the guard
-    // itself hang, the whole group is killed from here a little after its own deadline.
-    this.guard.kill("SIGTERM");
-    this.killTimer = setTimeout(() => this.killAll(), this.spec.stopGrace + 2_000);
+    // hang, the whole group is killed from here a little after its own deadline.
+    const id = this.runId;
+    this.deps.guard.stop(id);
+    this.killTimer = setTimeout(() => this.deps.guard.kill(id), this.spec.stopGrace + 2_000);
     return this.stopped;
   }
 
-  private killAll(): void {
-    if (this.pid !== null) {
-      try {
-        process.kill(-this.pid, "SIGKILL");
-      } catch {
-        // ESRCH: already gone.
+  /** Checks the port, then runs the process; a port held by another process blocks the start instead. */
+  private launch(): void {
+    const at = this.spec.listen;
+    if (!at) return this.spawn();
+    this.state = "checking";
+    void this.deps.portTaken(at.host, at.port).then((taken) => {
+      if (this.state !== "checking") return;
+      if (!taken) {
+        this.unblock();
+        return this.spawn();
       }
-    }
-    this.guard?.kill("SIGKILL");
+      const reason = `port ${at.port} on ${at.host} is already in use by another process; not started`;
+      // One error per episode: the re-checks below stay quiet until the port is free.
+      if (this.blockedBy === null)
+        this.deps.log.error("managed_port_taken", {
+          ...logTags(this.spec),
+          host: at.host,
+          port: at.port,
+          command: this.spec.command,
+          error: reason,
+        });
+      this.blockedBy = reason;
+      this.deps.onBlocked(reason);
+      this.state = "blocked";
+      const delay = backoffDelay(this.blockedChecks++, this.deps.backoff);
+      this.restartTimer = setTimeout(() => {
+        if (this.state === "blocked") this.launch();
+      }, delay);
+    });
   }
 
-  private launch(): void {
-    const { log, guard: g } = this.deps;
+  private unblock(): void {
+    if (this.blockedBy === null) return;
+    this.blockedBy = null;
+    this.blockedChecks = 0;
+    this.deps.onBlocked(null);
+  }
+
+  private spawn(): void {
+    const { log } = this.deps;
     const tags = () => logTags(this.spec);
     this.state = "starting";
-    this.report = undefined;
     this.pid = null;
     this.startedAt = Date.now();
-    const guard = spawn(g.execPath, g.args, {
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-      // Its own process group, so a signal sent to the gateway's group (Ctrl-C in a terminal, `kill -- -PGID`)
-      // does not stop upstreams while the gateway is still draining requests: the gateway stops them after.
-      detached: true,
-    });
-    this.guard = guard;
-    for (const stream of ["stdout", "stderr"] as const) {
-      forEachLine(guard[stream]!, (line) => log.info("managed_output", { ...tags(), stream, line }));
-    }
-    guard.on("message", (m: unknown) => {
-      if (!isGuardReport(m)) return;
-      if (m.type === "exit") {
-        this.report = m;
-        return;
-      }
-      this.pid = m.pid;
-      if (this.state === "starting") this.state = "running";
-      log.info("managed_start", {
-        ...tags(),
-        pid: m.pid,
-        command: this.spec.command,
-        restarts: this.restarts,
-      });
-    });
-    guard.on("error", (err) => log.error("managed_error", { ...tags(), error: `guard: ${err.message}` }));
-    guard.once("exit", () => {
-      // A guard that died without reporting (killed by hand) may have left its process group behind.
-      if (!this.report && this.pid !== null) {
-        try {
-          process.kill(-this.pid, "SIGKILL");
-        } catch {
-          // ESRCH: nothing left.
-        }
-      }
-    });
-    // `close` comes after the last output line, so the log reads in order.
-    guard.once("close", (code, signal) => this.exited(code, signal));
-    const spec: GuardSpec = {
-      type: "spec",
-      argv: this.spec.argv,
-      cwd: this.spec.cwd,
-      env: this.spec.env,
-      stopGrace: this.spec.stopGrace,
-    };
-    guard.send(spec, (err) => {
-      // The guard died before it could read it; `close` reports that.
-      if (err) guard.kill("SIGKILL");
-    });
+    this.runId = this.deps.guard.launch(
+      { argv: this.spec.argv, cwd: this.spec.cwd, env: this.spec.env, stopGrace: this.spec.stopGrace },
+      {
+        started: (pid) => {
+          this.pid = pid;
+          if (this.state === "starting") this.state = "running";
+          log.info("managed_start", { ...tags(), pid, command: this.spec.command, restarts: this.restarts });
+        },
+        output: (stream, line) => log.info("managed_output", { ...tags(), stream, line }),
+        exit: (report) => this.exited(report),
+      },
+    );
   }
 
-  private exited(guardCode: number | null, guardSignal: NodeJS.Signals | null): void {
+  private exited(exit: Extract<GuardReport, { type: "exit" }>): void {
     clearTimeout(this.killTimer);
-    const exit = this.report ?? {
-      code: guardCode,
-      signal: guardSignal,
-      error: `the guard process ended without a report (code ${guardCode}, signal ${guardSignal})`,
-    };
     const pid = this.pid;
     const uptimeMs = Date.now() - this.startedAt;
-    this.guard = undefined;
+    this.runId = undefined;
     this.pid = null;
     this.lastExit = { code: exit.code, signal: exit.signal, time: new Date().toISOString() };
     const fields = {

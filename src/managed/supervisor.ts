@@ -9,6 +9,7 @@ import type { Logger } from "../log/log.ts";
 import type { GatewayMetrics } from "../metrics/metrics.ts";
 import { entryKey } from "../runtime/runtime.ts";
 import { CommandError, parseCommand } from "./command.ts";
+import { GuardLink } from "./guard-link.ts";
 import {
   DEFAULT_BACKOFF,
   ManagedProcess,
@@ -24,6 +25,8 @@ export interface SupervisorOptions {
   log: Logger;
   metrics: Pick<GatewayMetrics, "managedRestarts">;
   backoff?: Partial<Backoff>;
+  /** A managed upstream's process blocks it (reason: its port is held by another process), or no longer (null). */
+  onBlocked?(key: string, reason: string | null): void;
   /** The gateway's own admin base URL, handed to every process as GATEWAY_URL (what `gateway ports` reads). */
   gatewayUrl?: () => string;
 }
@@ -68,7 +71,7 @@ export class Supervisor {
   /** Stops still under way (removed or replaced processes), which stopAll also waits for. */
   private readonly stopping = new Set<Promise<void>>();
   private readonly backoff: Backoff;
-  private guard: GuardCommand | undefined;
+  private guard: GuardLink | undefined;
   private closed = false;
 
   constructor(private readonly options: SupervisorOptions) {
@@ -112,8 +115,10 @@ export class Supervisor {
       if (!spec) continue;
       const proc = new ManagedProcess(spec, {
         log: this.options.log,
-        guard: (this.guard ??= guardCommand()),
+        guard: (this.guard ??= new GuardLink(guardCommand())),
         backoff: this.backoff,
+        portTaken: (host, port) => accepts(host, port),
+        onBlocked: (reason) => this.options.onBlocked?.(key, reason),
         onRestart: (pool, upstream) => this.options.metrics.managedRestarts.inc({ pool, upstream }),
       });
       this.entries.set(key, { proc, wanted: w });
@@ -146,12 +151,23 @@ export class Supervisor {
     return this.entries.get(key)?.proc.status() ?? null;
   }
 
-  /** Stops every process (in parallel) and refuses further syncs: the gateway is shutting down. */
+  /** Why the process of this upstream keeps it out (its port taken by another process), or undefined. */
+  blocked(key: string): string | undefined {
+    return this.entries.get(key)?.proc.blocked ?? undefined;
+  }
+
+  /** Whether the guard process runs (one for all managed processes). */
+  get guardRunning(): boolean {
+    return this.guard?.running ?? false;
+  }
+
+  /** Stops every process (in parallel), then the guard, and refuses further syncs: the gateway is shutting down. */
   async stopAll(): Promise<void> {
     this.closed = true;
     const all = [...this.entries.values()].map((e) => e.proc.stop());
     this.entries.clear();
     await Promise.all([...all, ...this.stopping]);
+    await this.guard?.close();
   }
 
   private track(p: Promise<void>): Promise<void> {
@@ -203,6 +219,7 @@ export class Supervisor {
       pool: w.pool,
       upstream: w.upstream,
       ...(w.process !== undefined ? { process: w.process } : {}),
+      ...(w.url !== undefined ? { listen: listenOf(w.url) } : {}),
       command: w.run.command,
       argv,
       cwd: resolvePath(w.configDir, w.run.cwd),
@@ -211,6 +228,12 @@ export class Supervisor {
       stopGrace: w.run.stopGrace,
     };
   }
+}
+
+/** Where a process serving `url` listens, as a connect target (brackets off an IPv6 host). */
+function listenOf(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(portOf(url)) };
 }
 
 function accepts(host: string, port: number): Promise<boolean> {

@@ -4,6 +4,8 @@ import type { PoolSettings } from "../config/types.ts";
 import { createBalancer, type Balancer } from "./balancer.ts";
 import type { Upstream } from "./upstream.ts";
 
+const isAvailable = (u: Upstream): boolean => u.available();
+
 /** 0: primaries take traffic; 1: backups do; -1: nothing is available. */
 export type Tier = 0 | 1 | -1;
 
@@ -156,9 +158,8 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
     ) {
       return preferred;
     }
-    const usable = exclude?.size
-      ? (u: Upstream) => u.available() && !exclude.has(u)
-      : (u: Upstream) => u.available();
+    // The common first attempt excludes nothing: a shared predicate, no closure per pick.
+    const usable = exclude?.size ? (u: Upstream) => u.available() && !exclude.has(u) : isAvailable;
     if (this.currentTier === 1) {
       // While traffic is on the backups, a primary's half-open breaker still gets its one trial request: that
       // trial is what closes the breaker and brings the primary back.

@@ -35,6 +35,11 @@ export class DeadlineSweep {
     this.items.delete(item);
   }
 
+  /** Whether the sweep timer is running. */
+  get running(): boolean {
+    return this.timer !== undefined;
+  }
+
   get size(): number {
     return this.items.size;
   }

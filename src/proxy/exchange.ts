@@ -45,9 +45,7 @@ export function recordExchange(
   status: number,
 ): void {
   const seconds = (performance.now() - ex.started) / 1000;
-  const labels = { route: ex.route, method: methodLabel(ex.method), code: String(status) };
-  deps.metrics.requests.inc(labels);
-  deps.metrics.requestDuration.observe(labels, seconds);
+  deps.metrics.recordRequest(ex.route, methodLabel(ex.method), String(status), seconds);
   deps.log.info("request", {
     method: ex.method,
     path: ex.path,

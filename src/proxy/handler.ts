@@ -148,8 +148,7 @@ class HttpExchange extends Exchange {
     // A relayed response keeps its attempt: a client leaving mid-body must still cut the upstream request.
     if (outcome.kind !== "response") this.attempt = undefined;
     const label = outcomeLabel(outcome);
-    if (label)
-      this.deps.metrics.upstreamRequests.inc({ pool: this.pool, upstream: upstream.id, outcome: label });
+    if (label) this.deps.metrics.recordAttempt(this.pool, upstream.id, label);
     // A drained upstream's in-flight count must last until its response is fully sent: `finished` (on the
     // response's `close`, which has not fired while the response is neither ended nor destroyed) releases it,
     // without a listener of its own per request.

@@ -55,8 +55,8 @@ export abstract class Exchange implements PolicyExchange, ExchangeRecord {
   protected upstreamPath = "";
   /** Request headers the route's policies keep from the upstream. */
   dropped: string[] | undefined = undefined;
-  /** Upstreams this exchange already tried. */
-  protected readonly tried = new Set<Upstream>();
+  /** Upstreams this exchange already tried; made on the first retry only (most requests never retry). */
+  private tried: Set<Upstream> | undefined = undefined;
   /** A retry granted by the pool's budget, held until its attempt is over. */
   private holdingRetry = false;
 
@@ -138,9 +138,10 @@ export abstract class Exchange implements PolicyExchange, ExchangeRecord {
   protected pick(): Upstream | undefined {
     const pool = this.plan.pool.pool;
     const preferred = this.policies?.prefer?.(this, pool.upstreams);
+    if (this.target && !this.tried) this.tried = new Set([this.target]);
     const upstream = pool.pick(this.tried, this.client, preferred);
     if (upstream) {
-      this.tried.add(upstream);
+      this.tried?.add(upstream);
       this.attempts++;
       this.upstream = upstream.id;
       this.target = upstream;
@@ -151,7 +152,7 @@ export abstract class Exchange implements PolicyExchange, ExchangeRecord {
   /** Called when `pick` found nothing: no upstream at all, or every one failed. */
   protected exhausted(): void {
     this.attemptEnded();
-    if (this.tried.size === 0) return this.noUpstream();
+    if (this.attempts === 0) return this.noUpstream();
     this.refuse("bad_gateway", "Every available upstream failed.");
   }
 

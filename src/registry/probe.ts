@@ -3,14 +3,26 @@ import net from "node:net";
 import { networkInterfaces } from "node:os";
 import { hostKey } from "./allocate.ts";
 
+// Reading the interfaces is a system call that cost ~1.5 ms here: once every few seconds is enough.
+const INTERFACES_TTL_MS = 5_000;
+let interfaces: { at: number; addresses: Set<string> } | undefined;
+
+function ownAddresses(): Set<string> {
+  const now = Date.now();
+  if (!interfaces || now - interfaces.at > INTERFACES_TTL_MS) {
+    const addresses = new Set<string>();
+    for (const list of Object.values(networkInterfaces()))
+      for (const a of list ?? []) addresses.add(a.address.toLowerCase());
+    interfaces = { at: now, addresses };
+  }
+  return interfaces.addresses;
+}
+
 /** A loopback name, a wildcard, or one of this machine's interface addresses. */
 export function isLocalHost(host: string): boolean {
   const key = hostKey(host);
   if (key === "127.0.0.1" || key === "0.0.0.0" || key === "::") return true;
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.address.toLowerCase() === key) return true;
-  }
-  return false;
+  return ownAddresses().has(key);
 }
 
 /** Whether two host names share a port space: the same host, or both this machine. */

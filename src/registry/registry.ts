@@ -148,7 +148,7 @@ export class Registry {
   }
 
   async start(): Promise<void> {
-    this.store.on("change", () => this.apply());
+    this.store.on("change", () => this.scheduleApply());
     this.store.on("down", (reason) => {
       this.guard.storeDown();
       this.log.error("registry_store_down", { store: this.store.kind, reason });
@@ -217,8 +217,20 @@ export class Registry {
     return `${r.serviceName}@${authority(r.host, r.port)}`;
   }
 
+  private applyPending = false;
+
+  // A burst of changes (hundreds of allocations, a resync) is applied once per loop turn, not once per change.
+  private scheduleApply(): void {
+    if (this.applyPending) return;
+    this.applyPending = true;
+    setImmediate(() => {
+      if (this.applyPending) this.apply();
+    });
+  }
+
   /** Applies the store's snapshot: discovering pools get its active allocations, the rest get health-checked. */
   apply(): void {
+    this.applyPending = false;
     if (this.closed) return;
     const records = [...this.store.snapshot().values()];
     const sink = this.deps.sink();
@@ -235,7 +247,10 @@ export class Registry {
         }));
       sink?.syncDiscovered(pc.name, members);
     }
-    const undiscovered = new Map(records.filter((r) => this.poolsOf(r).length === 0).map((r) => [r.id, r]));
+    // What no pool checks (undiscovered, or expired and so out of its pools) the registry checks itself.
+    const undiscovered = new Map(
+      records.filter((r) => r.status !== "active" || this.poolsOf(r).length === 0).map((r) => [r.id, r]),
+    );
     for (const [id, c] of this.checkers) {
       const r = undiscovered.get(id);
       if (!r || c.path !== this.checkPath(r)) {
@@ -247,11 +262,12 @@ export class Registry {
   }
 
   private checkPath(r: AllocationRecord): string {
-    return r.healthPath ?? this.config.defaults.healthCheck.path;
+    return r.healthPath ?? (this.poolsOf(r)[0]?.healthCheck ?? this.config.defaults.healthCheck).path;
   }
 
   private watch(r: AllocationRecord): void {
-    const settings = { ...this.config.defaults.healthCheck, path: this.checkPath(r) };
+    const base = this.poolsOf(r)[0]?.healthCheck ?? this.config.defaults.healthCheck;
+    const settings = { ...base, path: r.healthPath ?? base.path };
     const entry = {
       checker: undefined as unknown as HealthChecker,
       health: "unknown" as HealthState,
@@ -322,6 +338,7 @@ export class Registry {
     } catch (err) {
       this.deps.metrics.registryOps.inc({ op, result: "error" });
       if (err instanceof StoreUnavailableError) {
+        this.log.debug("registry_write_failed", { op, reason: err.message });
         throw new RegistryError(
           "store_unavailable",
           `The registry store (${this.store.kind}) is unreachable.`,
@@ -405,6 +422,7 @@ export class Registry {
       }
       throw new RegistryError("range_exhausted", `No free port for type ${req.service_type} on ${host}.`);
     });
+    this.apply();
     this.log.info("registry_allocate", {
       id: r.id,
       service: r.serviceName,
@@ -422,6 +440,7 @@ export class Registry {
       if (!out) throw new RegistryError("not_found", `No allocation ${id}: allocate again.`);
       return out;
     });
+    if (r.status === "active" && this.applyPending) this.apply();
     return this.view(r);
   }
 
@@ -431,6 +450,7 @@ export class Registry {
       if (!out) throw new RegistryError("not_found", `No allocation ${id}.`);
       return out;
     });
+    this.apply();
     this.log.info("registry_release", {
       id: r.id,
       service: r.serviceName,
@@ -454,6 +474,7 @@ export class Registry {
         );
       throw err;
     }
+    this.apply();
     for (const r of removed) this.logRemoved(r, "cleanup");
     return removed.length;
   }
@@ -476,7 +497,9 @@ export class Registry {
     if (this.closed) return;
     this.reapTimer = setTimeout(() => {
       this.reapTimer = undefined;
-      this.reaping = this.reapTick().finally(() => this.scheduleReap());
+      this.reaping = this.reapTick()
+        .catch((err: unknown) => this.log.error("registry_reap_failed", { error: String(err) }))
+        .finally(() => this.scheduleReap());
     }, reapInterval(this.reg.ttl));
     this.reapTimer.unref();
   }
@@ -488,7 +511,9 @@ export class Registry {
       this.logHeld(decision);
       await this.readQueued();
       this.guard.queueRead();
-      return this.reapNow();
+      await this.reapNow();
+      this.log.debug("registry_reap_resumed", { stallMs: decision.stallMs });
+      return;
     }
     if (decision.reason === "store_back") this.logHeld(decision);
   }
@@ -512,14 +537,14 @@ export class Registry {
   }
 
   /**
-   * After a stall, heartbeats that arrived meanwhile sit in socket buffers. Two turns of the loop let the poll
+   * After a stall, heartbeats that arrived meanwhile sit in socket buffers. Turns of the loop let the poll
    * phase read them (the HTTP parser then calls the API, which counts them as writes); then the reap waits for
    * those writes to finish, for at most one ttl.
    */
   private async readQueued(): Promise<void> {
     const turn = () => new Promise<void>((r) => setImmediate(r));
-    await turn();
-    await turn();
+    // A new connection is accepted in one poll phase and read in the next: three turns cover both.
+    for (let i = 0; i < 3; i++) await turn();
     const deadline = this.now() + this.reg.ttl;
     while (this.writes > 0 && this.now() < deadline && !this.closed) {
       await new Promise<void>((r) => setTimeout(r, 5).unref());
@@ -551,6 +576,7 @@ export class Registry {
       });
     }
     for (const r of result.removed) this.logRemoved(r, "deregistered");
+    if (result.expired.length || result.removed.length) this.apply();
   }
 
   /** Re-reads the store now (redis): the test hook instead of waiting for the rev poll. */

@@ -52,6 +52,23 @@ function unavailable(err: unknown): Error {
   return new StoreUnavailableError(e.code ?? e.message);
 }
 
+/**
+ * A client for other users of the top-level `redis` (rate limits): no offline queue and short timeouts, so a
+ * command while Redis is down fails at once and the caller falls back instead of waiting.
+ */
+export function redisClient(config: RedisConfig): Redis {
+  const client = connect(config.url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 500,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(50 * times, 1_000),
+  });
+  // Without an `error` listener an unreachable Redis would crash the process; its users see failed commands.
+  client.on("error", () => {});
+  return client;
+}
+
 export class RedisStore extends EventEmitter<StoreEvents> implements RegistryStore {
   readonly kind = "redis";
   private readonly client: Redis;
@@ -81,7 +98,9 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
       // No offline queue: a command while disconnected fails at once (503) instead of hanging (node-redis#2205).
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      commandTimeout: 1_000,
+      // Generous: a reply that sits in the socket while the event loop is busy must not count as an outage (the
+      // timer phase runs before the poll phase reads it). A dead Redis is seen sooner, by the connection closing.
+      commandTimeout: 5_000,
       connectTimeout: 2_000,
       retryStrategy: (times) => Math.min(50 * times, 1_000),
       autoResubscribe: false,
@@ -106,10 +125,11 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
     this.client.on("ready", () => void this.onReady());
     this.client.on("close", () => this.onDown("connection closed"));
     this.sub.on("ready", () => {
-      this.sub.subscribe(this.channel).then(
-        () => this.resync(),
-        () => {},
-      );
+      // Subscribed first, then read: an event between the two is either in the snapshot or applied after it.
+      this.sub
+        .subscribe(this.channel)
+        .then(() => this.resync())
+        .catch(() => {});
     });
     this.sub.on("message", (_channel: string, message: string) => this.onEvent(message));
   }
@@ -195,7 +215,10 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
       return;
     }
     if (ev.rev <= this.rev) return;
-    if (ev.rev !== this.rev + 1) return void this.resync().catch(() => {});
+    if (ev.rev !== this.rev + 1) {
+      this.resync().catch(() => {});
+      return;
+    }
     this.applyEvent(ev);
     this.rev = ev.rev;
     this.emit("change");
@@ -239,6 +262,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
   }
 
   private async readAll(mayWriteBack = true): Promise<void> {
+    if (this.client.status !== "ready") throw new StoreUnavailableError(`redis ${this.client.status}`);
     const res = await this.client.multi().get(this.key("rev")).hgetall(this.key("alloc")).exec();
     if (!res) throw new StoreUnavailableError("transaction aborted");
     const [[e1, revText], [e2, all]] = res as [

@@ -6,9 +6,12 @@
 // - Everything from the report is put in with textContent, never innerHTML: ids, urls and reasons come from
 //   the config and from upstream errors, so they are data, not markup.
 // - Stable data-* attributes (data-pool, data-tier, data-upstream, data-health, data-breaker, data-drained,
-//   data-level, data-rate) are the page's test and scripting surface; classes are free to change.
+//   data-level, data-rate, data-action, data-route, data-config-error) are the page's test and scripting
+//   surface; classes are free to change.
 // - The request rate is derived in the browser from the `requests` counter between two polls, so the
 //   gateway keeps no per-upstream time series for the page.
+// - Drain and enable buttons POST to the admin API with the page's key (from ?key=) as X-API-Key, the same way
+//   the polls authenticate; the answer is shown at once by polling again.
 // - String.raw keeps the embedded script byte for byte; it must hold no backtick and no dollar-brace.
 export const dashboardHtml = String.raw`<!doctype html>
 <html lang="en">
@@ -37,7 +40,7 @@ header h1 { margin: 0; font-size: 18px; }
 header .meta { color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
 header .updated { margin-left: auto; color: var(--muted); font-size: 12px; }
 main { padding: 14px 18px 28px; max-width: 1400px; margin: 0 auto; }
-main.stale { opacity: .55; }
+#pools.stale { opacity: .55; }
 #error { margin: 12px 18px 0; padding: 10px 14px; border-radius: 6px; border: 1px solid var(--bad);
   background: var(--bad-bg); color: var(--bad); font-weight: 600; }
 #error[hidden] { display: none; }
@@ -69,6 +72,17 @@ tr.up-row.bad { background: var(--bad-bg); }
 .reason { overflow-wrap: anywhere; }
 .muted { color: var(--muted); }
 .empty { padding: 24px; color: var(--muted); text-align: center; }
+button.act { font: inherit; font-size: 12px; padding: 2px 10px; border-radius: 6px; cursor: pointer;
+  border: 1px solid var(--line); background: var(--card); color: var(--fg); }
+button.act:hover { border-color: var(--muted); }
+button.act:disabled { opacity: .5; cursor: default; }
+#config-error { margin: 12px 0 16px; padding: 10px 14px; border-radius: 6px; border: 1px solid var(--bad);
+  background: var(--bad-bg); }
+#config-error[hidden] { display: none; }
+#config-error h2 { margin: 0 0 4px; font-size: 14px; color: var(--bad); }
+#config-error pre { margin: 6px 0 0; white-space: pre-wrap; overflow-wrap: anywhere;
+  font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.routes h2 { margin: 0; font-size: 16px; }
 /* On a phone each upstream becomes a card: one labelled line per field. */
 @media (max-width: 700px) {
   header, main { padding-left: 10px; padding-right: 10px; }
@@ -99,7 +113,19 @@ tr.up-row.bad { background: var(--bad-bg); }
   <span class="updated">Last updated: <time id="updated" data-updated="">never</time></span>
 </header>
 <div id="error" role="alert" hidden></div>
-<main id="pools"><p class="empty">Loading…</p></main>
+<main>
+<section id="config-error" role="alert" data-config-error="" hidden>
+  <h2>The last config reload was refused; the running config stays</h2>
+  <div id="config-error-when" class="small"></div>
+  <pre id="config-error-lines"></pre>
+</section>
+<div id="pools"><p class="empty">Loading…</p></div>
+<section id="routes" class="pool routes" data-routes="" hidden>
+  <div class="pool-head"><h2>Routes</h2><span class="sub">matched by longest prefix; host routes first</span></div>
+  <table><thead><tr><th>Prefix</th><th>Host</th><th>Pool</th><th>Strip prefix</th></tr></thead>
+  <tbody id="routes-body"></tbody></table>
+</section>
+</main>
 <script>
 (function () {
   "use strict";
@@ -107,7 +133,8 @@ tr.up-row.bad { background: var(--bad-bg); }
   var TIMEOUT_MS = 5000;
   // Relative to the page, so it works under /admin/ and behind a proxy that mounts the gateway elsewhere.
   var path = location.pathname;
-  var statusUrl = (path.charAt(path.length - 1) === "/" ? path : path + "/") + "status";
+  var adminBase = path.charAt(path.length - 1) === "/" ? path : path + "/";
+  var statusUrl = adminBase + "status";
   var key = new URLSearchParams(location.search).get("key");
   var headers = { Accept: "application/json" };
   if (key) headers["X-API-Key"] = key;
@@ -237,11 +264,69 @@ tr.up-row.bad { background: var(--bad-bg); }
     if (u.reason) reason.textContent = u.reason;
     else reason.appendChild(el("span", "muted", "–"));
     tr.appendChild(reason);
+
+    var act = cell("Action");
+    var action = u.drained ? "enable" : "drain";
+    var btn = el("button", "act", u.drained ? "Enable" : "Drain");
+    btn.type = "button";
+    btn.setAttribute("data-action", action);
+    btn.title = u.drained ? "send it new requests again" : "no new requests; those in flight finish";
+    btn.addEventListener("click", function () { setDrained(pool.name, u.id, action, btn); });
+    act.appendChild(btn);
+    tr.appendChild(act);
     return tr;
   }
 
   var COLUMNS = ["Upstream", "Role", "Weight", "Health", "Breaker", "Drained", "In flight", "Req/s",
-    "Last check", "Reason"];
+    "Last check", "Reason", ""];
+
+  async function setDrained(pool, id, action, btn) {
+    btn.disabled = true;
+    var url = adminBase + "pools/" + encodeURIComponent(pool) + "/upstreams/" + encodeURIComponent(id) +
+      "/" + action;
+    try {
+      var res = await fetch(url, { method: "POST", headers: headers, cache: "no-store" });
+      if (!res.ok) {
+        var body = await res.json().catch(function () { return {}; });
+        throw new Error("HTTP " + res.status + (body.message ? ": " + body.message : ""));
+      }
+      clearError();
+    } catch (err) {
+      showError(action.charAt(0).toUpperCase() + action.slice(1) + " " + pool + "/" + id + " failed: " +
+        String(err && err.message || err) + ".");
+    }
+    refresh();
+  }
+
+  function renderRoutes(routes) {
+    var box = document.getElementById("routes");
+    // Absent from older gateways.
+    if (!routes) { box.hidden = true; return; }
+    var body = document.getElementById("routes-body");
+    var frag = document.createDocumentFragment();
+    routes.forEach(function (r) {
+      var tr = el("tr");
+      tr.setAttribute("data-route", r.id);
+      tr.appendChild(cell("Prefix", "first")).appendChild(el("span", "id", r.prefix));
+      tr.appendChild(cell("Host")).appendChild(r.host ? el("span", "", r.host) : el("span", "muted", "any"));
+      tr.appendChild(cell("Pool")).textContent = r.pool;
+      tr.appendChild(cell("Strip prefix")).textContent = r.stripPrefix ? "yes" : "no";
+      frag.appendChild(tr);
+    });
+    body.replaceChildren(frag);
+    box.hidden = false;
+  }
+
+  function renderConfigError(e) {
+    var box = document.getElementById("config-error");
+    if (!e) { box.hidden = true; box.setAttribute("data-config-error", ""); return; }
+    box.setAttribute("data-config-error", e.time);
+    var when = document.getElementById("config-error-when");
+    when.textContent = new Date(e.time).toLocaleString() + " · " + e.trigger + " · " + e.file;
+    when.title = e.time;
+    document.getElementById("config-error-lines").textContent = e.errors.join("\n");
+    box.hidden = false;
+  }
 
   function poolSection(pool, rates, now) {
     var sec = el("section", "pool");
@@ -281,6 +366,8 @@ tr.up-row.bad { background: var(--bad-bg); }
     previous = rates;
     var main = document.getElementById("pools");
     main.replaceChildren(frag);
+    renderRoutes(report.routes);
+    renderConfigError(report.lastConfigError || null);
 
     var ready = document.getElementById("ready");
     ready.textContent = report.ready ? "ready" : "not ready";
@@ -302,6 +389,13 @@ tr.up-row.bad { background: var(--bad-bg); }
   function clearError() {
     document.getElementById("error").hidden = true;
     document.getElementById("pools").classList.remove("stale");
+  }
+
+  var pollTimer = null;
+  // Polls now (after a button's POST) instead of waiting for the next tick; the one pending tick is replaced.
+  function refresh() {
+    clearTimeout(pollTimer);
+    poll();
   }
 
   async function poll() {
@@ -327,7 +421,8 @@ tr.up-row.bad { background: var(--bad-bg); }
     } finally {
       clearTimeout(timer);
       // The next poll is scheduled after this one ends, so a slow gateway never gets overlapping polls.
-      setTimeout(poll, POLL_MS);
+      clearTimeout(pollTimer);
+      pollTimer = setTimeout(poll, POLL_MS);
     }
   }
   poll();

@@ -8,6 +8,8 @@ import { createLogger, type Logger } from "../log/log.ts";
 import { Supervisor } from "../managed/supervisor.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
 import { PolicySet } from "../policy/chain.ts";
+import { TrustedProxies } from "../policy/client-address.ts";
+import { redisClient } from "../registry/store-redis.ts";
 import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
@@ -21,7 +23,8 @@ import {
   type UpstreamEntry,
 } from "../runtime/runtime.ts";
 import { createAdminApp, isGatewayPath } from "./admin.ts";
-import { createRegistryApi, isRegistryPath } from "./registry-api.ts";
+import { createRegistryApi, isRegistryPath, type RegistryRequestHook } from "./registry-api.ts";
+import { registryPolicyHook } from "./registry-policies.ts";
 import { diffConfigs } from "./diff.ts";
 import {
   metricsSnapshot,
@@ -134,6 +137,10 @@ export class Gateway {
   private readonly registryApi: ReturnType<typeof createRegistryApi>;
   /** The edge policies of the config in force (their state carries over reloads). */
   private policySet: PolicySet | undefined;
+  /** `registry.policies` compiled, when set. */
+  private registryHook: RegistryRequestHook | undefined;
+  /** The Redis client of `store: redis` rate limits, made when a policy first needs it. */
+  private rateLimitRedis: { url: string; client: ReturnType<typeof redisClient> } | undefined;
   private readonly role: ClusterRole["kind"] | undefined;
 
   private constructor(private readonly options: GatewayOptions) {
@@ -145,6 +152,8 @@ export class Gateway {
       log: this.log,
       metrics: this.metrics,
       gatewayUrl: () => this.adminUrl,
+      // A port taken by another process: the upstream goes out now, not after its next checks.
+      onBlocked: (key) => void this.rt.entries.get(key)?.checker.runOnce(),
     });
     const deps = { runtime: () => this.rt, forwarder: this.forwarder, metrics: this.metrics, log: this.log };
     this.handler = new ProxyHandler(deps);
@@ -161,6 +170,7 @@ export class Gateway {
       registry: () => this.registry,
       registryKey: () => this.rt.config.registry?.apiKey,
       adminKey: () => this.rt.config.admin.apiKey,
+      hook: () => this.registryHook,
     });
     // No whole-request deadline (Node's default is 5 min): a large upload may take longer. Slow headers are still
     // cut by headersTimeout, and upstream deadlines are the pool's.
@@ -192,7 +202,9 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = options.config ?? (await loadConfigFile(options.configPath, options.env ?? process.env));
     const gw = new Gateway(options);
-    gw.rt = new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config));
+    gw.rt = gw.gated(
+      new Runtime(config, gw.observer(), undefined, options.policies ?? gw.policiesFor(config)),
+    );
     options.cluster?.prepare?.(gw.rt);
     gw.metrics.configLastSuccess.set(config.source.loadedAt.getTime() / 1000);
     if (gw.role !== "primary") await listen(gw.server, config.listen);
@@ -208,6 +220,9 @@ export class Gateway {
         if (gw.registry && isRegistryPath(req.url ?? "")) return gw.registryApi(req, res);
         void app(req, res);
       });
+      gw.adminServer.on("connect", (req: http.IncomingMessage, socket: Socket) =>
+        refuseConnect(gw, req, socket),
+      );
       await listen(gw.adminServer, config.admin.listen).catch((err: unknown) => {
         gw.server.close();
         throw err;
@@ -248,17 +263,21 @@ export class Gateway {
     return gw;
   }
 
+  /** A managed upstream whose port another process holds is out, whatever that process answers to checks. */
+  private gated(rt: Runtime): Runtime {
+    for (const e of rt.entries.values()) e.checker.gate = () => this.supervisor.blocked(e.key);
+    return rt;
+  }
+
   /** The line a person starting the gateway reads first: where to send traffic, the dashboard and the metrics. */
   private bootLine(): string {
     const at = (server: http.Server, addr: ListenAddress) => {
       // A wildcard address is not a place to browse to; loopback on the same port is.
       const wild = addr.host === "0.0.0.0" || addr.host === "::";
       const host = wild ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
-      return {
-        shown: `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${portOf(server)}`,
-        host,
-        port: portOf(server),
-      };
+      // A cluster primary leaves the main port to its workers: the configured port is where they listen.
+      const port = portOf(server) || addr.port;
+      return { shown: `${addr.host.includes(":") ? `[${addr.host}]` : addr.host}:${port}`, host, port };
     };
     const main = at(this.server, this.config.listen);
     const admin =
@@ -326,15 +345,25 @@ export class Gateway {
    * counters, JWKS, verified tokens) from the previous config's set.
    */
   private policiesFor(config: GatewayConfig): PolicyCompiler {
+    const needsRedis = [...config.policies.values()].some((p) => p.rateLimit?.store === "redis");
+    if (needsRedis && this.rateLimitRedis?.url !== config.redis.url) {
+      this.rateLimitRedis?.client.disconnect();
+      this.rateLimitRedis = { url: config.redis.url, client: redisClient(config.redis) };
+    }
     const set = new PolicySet(
       config,
       {
         log: this.log,
         rejected: (route, policy, reason) => this.metrics.policyRejections.inc({ route, policy, reason }),
+        ...(needsRedis ? { redis: this.rateLimitRedis!.client, redisPrefix: config.redis.keyPrefix } : {}),
       },
       this.policySet,
     );
     this.policySet = set;
+    const names = config.registry?.policies ?? [];
+    this.registryHook = names.length
+      ? registryPolicyHook(set.chain("registry", names), new TrustedProxies(config.trustedProxies))
+      : undefined;
     return (route) => set.compile(route);
   }
 
@@ -459,7 +488,9 @@ export class Gateway {
   async swapIn(config: GatewayConfig, trigger: ReloadTrigger): Promise<ReloadResult> {
     const old = this.rt;
     const changes = diffConfigs(old.config, config);
-    const next = new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config));
+    const next = this.gated(
+      new Runtime(config, this.observer(), old, this.options.policies ?? this.policiesFor(config)),
+    );
     this.options.cluster?.prepare?.(next);
     const removed = old.retire();
     this.rt = next;
@@ -552,6 +583,7 @@ export class Gateway {
     for (const s of this.tunnels) s.destroy();
     await closed;
     await this.registry?.close();
+    this.rateLimitRedis?.client.disconnect();
     this.rt.stop();
     this.forwarder.close();
     // Last: requests that were still finishing needed their upstreams.

@@ -11,7 +11,11 @@ import { isLoopback } from "./admin.ts";
  * Runs before auth on every registry request: edge policies (`registry.policies`: CORS, rate limits) plug in
  * here. Returns true when it answered the request itself (a preflight, a 429); it may also just set headers.
  */
-export type RegistryRequestHook = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+export type RegistryRequestHook = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+) => boolean | Promise<boolean>;
 
 export interface RegistryApiDeps {
   registry(): Registry | undefined;
@@ -166,7 +170,7 @@ export function createRegistryApi(
     res.setHeader("x-request-id", requestId);
     const fail = (code: GatewayErrorCode, message?: string, headers?: Record<string, string>) =>
       sendError(res, code, requestId, { ...(message ? { message } : {}), ...(headers ? { headers } : {}) });
-    void handle(deps, req, res, fail).catch((err: unknown) => {
+    void handle(deps, req, res, requestId, fail).catch((err: unknown) => {
       if (err instanceof BadRequest) return fail("bad_request", err.message);
       if (err instanceof RegistryError) {
         return fail(
@@ -184,10 +188,11 @@ async function handle(
   deps: RegistryApiDeps,
   req: IncomingMessage,
   res: ServerResponse,
+  requestId: string,
   fail: (code: GatewayErrorCode, message?: string, headers?: Record<string, string>) => void,
 ): Promise<void> {
   const hook = deps.hook?.();
-  if (hook && (await hook(req, res))) return;
+  if (hook && (await hook(req, res, requestId))) return;
   const registry = deps.registry();
   const url = new URL(req.url ?? "/", "http://registry");
   if (!registry) return fail("no_route", "The registry is not configured.");

@@ -100,6 +100,7 @@ export function statusReport(
       activeTierName: tierName(pool.tier),
       upstreams: entries.map(({ upstream: u, checker, key, spec }) => {
         const last = checker.last;
+        const proc = managed(key);
         return {
           id: u.id,
           url: spec.url,
@@ -112,7 +113,8 @@ export function statusReport(
           drained: u.drained,
           inFlight: u.inFlight,
           requests: u.requests,
-          reason: u.reason(),
+          // An upstream out because of its process (port taken, crash loop) says so rather than "3 failed checks".
+          reason: (!u.available() && !u.drained && proc?.reason) || u.reason(),
           passes: checker.passes,
           fails: checker.fails,
           lastCheck: last
@@ -123,7 +125,7 @@ export function statusReport(
                 ...(last.error !== undefined ? { error: last.error } : {}),
               }
             : null,
-          managed: managed(key),
+          managed: proc,
         };
       }),
     })),

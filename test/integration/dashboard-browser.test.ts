@@ -2,7 +2,7 @@
 import { after, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { poolConfig, startGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -275,6 +275,48 @@ void test(
     assert.equal(await page.textContent("[data-managed]"), "process running, pid 4242 · 2 restarts");
     await mkdir(OUTPUT_DIR, { recursive: true });
     await page.screenshot({ path: `${OUTPUT_DIR}dashboard-states.png`, fullPage: true });
+    assert.deepEqual(problems, []);
+  },
+);
+
+void test(
+  "drain and enable buttons (with the key from ?key=), the routes table, and the last config error",
+  { skip, timeout: 90_000 },
+  async (t) => {
+    const key = "s3cret-key";
+    const { g, primaryId } = await gatewayWithPrimaryAndBackup(t, `admin:\n  apiKey: ${key}\n`);
+    const { page, problems } = await openPage(t);
+    await page.goto(`${g.url}/admin/?key=${key}`);
+    await page.waitForSelector(`${row(primaryId)}[data-drained="false"]`);
+
+    // The routes table.
+    await page.waitForSelector(`[data-routes] [data-route="/"]`);
+    assert.equal(await page.textContent(`[data-route="/"] [data-label="Pool"]`), "app");
+    assert.equal(await page.textContent(`[data-route="/"] [data-label="Prefix"]`), "/");
+
+    // Drain: the POST carries the key, the gateway drains, the row says so.
+    await page.click(`${row(primaryId)} [data-action="drain"]`);
+    await page.waitForSelector(`${row(primaryId)}[data-drained="true"] [data-action="enable"]`);
+    assert.equal(g.gw.status().pools[0]!.upstreams[0]!.drained, true);
+    await g.logs.waitFor("upstream_drained", (l) => l.upstream === primaryId);
+    await page.click(`${row(primaryId)} [data-action="enable"]`);
+    await page.waitForSelector(`${row(primaryId)}[data-drained="false"] [data-action="drain"]`);
+    assert.equal(g.gw.status().pools[0]!.upstreams[0]!.drained, false);
+    await g.logs.waitFor("upstream_enabled", (l) => l.upstream === primaryId);
+    assert.equal(await page.isHidden("#error"), true);
+
+    // A refused reload shows with its FILE:LINE:COL lines until a good reload clears it.
+    assert.equal(await page.isHidden("#config-error"), true);
+    const good = await readFile(g.configPath, "utf8");
+    await g.writeConfig(`${good}\nbogus: 1\n`);
+    assert.equal((await g.gw.reload("api")).ok, false);
+    await page.waitForSelector(`#config-error:not([hidden])`);
+    const lines = (await page.textContent("#config-error-lines")) ?? "";
+    assert.ok(lines.startsWith(`${g.configPath}:`), lines);
+    assert.match(lines, /:\d+:\d+: .*bogus/);
+    await g.writeConfig(good);
+    assert.equal((await g.gw.reload("api")).ok, true);
+    await page.waitForSelector(`#config-error[hidden]`, { state: "attached" });
     assert.deepEqual(problems, []);
   },
 );

@@ -10,9 +10,10 @@ import { test } from "node:test";
 import { quote } from "shell-quote";
 import { loadConfigText } from "../../src/config/load.ts";
 import { createLogger } from "../../src/log/log.ts";
-import { isGuardReport, type GuardReport, type GuardSpec } from "../../src/managed/protocol.ts";
+import { isGuardReport, type GuardReport, type GuardRequest } from "../../src/managed/protocol.ts";
 import { Supervisor, guardCommand } from "../../src/managed/supervisor.ts";
 import { GatewayMetrics } from "../../src/metrics/metrics.ts";
+import { entryKey } from "../../src/runtime/runtime.ts";
 import type { StatusReport } from "../../src/server/status.ts";
 import { LogCapture, appConfig, get, startGateway, type LogLine } from "../helpers/gateway.ts";
 import {
@@ -98,6 +99,7 @@ void test(
         restarts: 0,
         lastExit: null,
         running: true,
+        reason: null,
       });
 
       process.kill(pid1, "SIGKILL");
@@ -270,6 +272,10 @@ routes:
       assert.match(String(missing.error), /ENOENT/);
       assert.equal(missing.restarting, true);
 
+      // The status says why it is not serving.
+      const loop = sup.status(entryKey("app", `http://127.0.0.1:${a}`));
+      assert.match(String(loop?.reason), /^restarting: exited with code 3, \d+ times in a row$/);
+
       const restarts = await metrics.managedRestarts.get();
       const forA = restarts.values.find((v) => v.labels.upstream === `127.0.0.1:${a}`);
       assert.ok((forA?.value ?? 0) >= 3);
@@ -305,20 +311,33 @@ routes:
   },
 );
 
-/** Starts a guard the way the supervisor does and hands it `argv`. */
-async function startGuard(argv: string[], stopGrace: number) {
+/** Starts one guard the way the supervisor does and has it run each of `runs` (ids 1, 2, ...). */
+async function startGuard(runs: { argv: string[]; stopGrace: number }[]) {
   const g = guardCommand();
   const guard = spawn(g.execPath, g.args, { stdio: ["ignore", "inherit", "inherit", "ipc"], detached: true });
   const reports: GuardReport[] = [];
+  const pids = new Map<number, number>();
+  let allStarted: () => void = () => undefined;
+  const started = new Promise<void>((r) => (allStarted = r));
   guard.on("message", (m: unknown) => {
-    if (isGuardReport(m)) reports.push(m);
+    if (!isGuardReport(m)) return;
+    reports.push(m);
+    if (m.type === "started") pids.set(m.id, m.pid);
+    if (pids.size === runs.length) allStarted();
   });
-  const spec: GuardSpec = { type: "spec", argv, cwd: ROOT, env: { PATH: process.env.PATH ?? "" }, stopGrace };
-  guard.send(spec);
-  const [started] = (await once(guard, "message")) as [unknown];
-  assert.ok(isGuardReport(started) && started.type === "started");
+  runs.forEach((r, i) => {
+    const req: GuardRequest = {
+      type: "start",
+      id: i + 1,
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "" },
+      ...r,
+    };
+    guard.send(req);
+  });
   const exited = once(guard, "exit");
-  return { guard, pid: started.pid, reports, exited };
+  await started;
+  return { guard, pids: runs.map((_, i) => pids.get(i + 1)!), reports, exited };
 }
 
 async function waitMembers(pgid: number, n: number): Promise<number[]> {
@@ -331,33 +350,53 @@ async function waitMembers(pgid: number, n: number): Promise<number[]> {
 }
 
 void test(
-  "guard: when the gateway's channel closes it kills the whole process group",
+  "guard: one guard runs several process groups; when the gateway's channel closes it kills them all",
   { timeout: 120_000 },
   async () => {
-    const g = await startGuard(["sh", "-c", "sleep 1000 & sleep 1000 & wait"], 2_000);
-    const members = await waitMembers(g.pid, 3);
-    assert.equal(members.length, 3, "sh and two sleeps share the group");
+    const g = await startGuard([
+      { argv: ["sh", "-c", "sleep 1000 & sleep 1000 & wait"], stopGrace: 2_000 },
+      { argv: ["sh", "-c", "sleep 1000 & wait"], stopGrace: 2_000 },
+    ]);
+    const first = await waitMembers(g.pids[0]!, 3);
+    assert.equal(first.length, 3, "sh and two sleeps share the group");
+    const second = await waitMembers(g.pids[1]!, 2);
+    assert.equal(second.length, 2);
+    assert.deepEqual(childrenOf(g.guard.pid!).sort(), [...g.pids].sort(), "both run under the one guard");
     // What a SIGKILLed gateway looks like from the guard: the IPC channel closes.
     g.guard.disconnect();
     await g.exited;
-    assert.deepEqual(await waitGone(members, 5_000), []);
+    assert.deepEqual(await waitGone([...first, ...second], 5_000), []);
   },
 );
 
 void test(
-  "guard: SIGTERM goes to the group, SIGKILL follows after stopGrace, and the exit is reported",
+  "guard: stop sends SIGTERM to one group, SIGKILL after its stopGrace, reports the exit; the others run on",
   { timeout: 120_000 },
   async () => {
-    const g = await startGuard(["sh", "-c", "trap '' TERM; sleep 1000 & wait"], 300);
-    const members = await waitMembers(g.pid, 2);
+    const g = await startGuard([
+      { argv: ["sh", "-c", "trap '' TERM; sleep 1000 & wait"], stopGrace: 300 },
+      { argv: ["sh", "-c", "echo hello; sleep 1000 & wait"], stopGrace: 300 },
+    ]);
+    const members = await waitMembers(g.pids[0]!, 2);
     const began = Date.now();
-    g.guard.kill("SIGTERM");
-    await g.exited;
+    const exitReport = new Promise<GuardReport>((resolve) =>
+      g.guard.on("message", (m: unknown) => {
+        if (isGuardReport(m) && m.type === "exit") resolve(m);
+      }),
+    );
+    g.guard.send({ type: "stop", id: 1 } satisfies GuardRequest);
+    const exit = await exitReport;
     const took = Date.now() - began;
     assert.ok(took >= 300, `took ${took} ms`);
-    const exit = g.reports.find((r) => r.type === "exit");
-    assert.deepEqual(exit, { type: "exit", code: null, signal: "SIGKILL" });
+    assert.deepEqual(exit, { type: "exit", id: 1, code: null, signal: "SIGKILL" });
     assert.deepEqual(await waitGone(members, 5_000), []);
+    assert.equal(isRunning(g.pids[1]!), true, "the other process runs on");
+    assert.ok(
+      g.reports.some((r) => r.type === "output" && r.id === 2 && r.line === "hello" && r.stream === "stdout"),
+    );
+    g.guard.disconnect();
+    await g.exited;
+    assert.deepEqual(await waitGone([g.pids[1]!], 5_000), []);
   },
 );
 
@@ -382,7 +421,8 @@ void test(
       const tree = await waitMembers(pids[1]!, 2);
       assert.equal(tree.length, 2, "node and its sleep");
       const guards = guardsOf(cli.child.pid!);
-      assert.equal(guards.length, 2);
+      assert.equal(guards.length, 1, "one guard for all managed processes");
+      assert.deepEqual(childrenOf(guards[0]!).sort(), [...pids].sort());
       const everything = [...guards, ...groupMembers(pids[0]!), ...tree];
 
       cli.child.kill("SIGKILL");
@@ -417,6 +457,52 @@ void test(
     } finally {
       await t.stop();
       await plain.close();
+    }
+  },
+);
+
+void test(
+  "a managed upstream's port held by another server: one clear error, the upstream is out with that reason, nothing is spawned; it starts once the port is free",
+  { timeout: 120_000 },
+  async () => {
+    const foreign = await FakeUpstream.start({ name: "foreign" });
+    const port = foreign.port;
+    const t = await startGateway(managedYaml([{ port }]));
+    try {
+      const err = await t.logs.waitFor("managed_port_taken");
+      assert.equal(err.level, "error");
+      assert.equal(err.port, port);
+      assert.match(
+        String(err.error),
+        new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use by another process`),
+      );
+      await t.gw.runHealthRound();
+      await t.gw.runHealthRound();
+      const u = t.gw.status().pools[0]!.upstreams[0]!;
+      assert.equal(u.available, false);
+      assert.equal(u.health, "unhealthy");
+      assert.match(u.reason, /already in use by another process/);
+      assert.match(String(u.managed?.reason), /already in use/);
+      assert.equal(u.managed?.running, false);
+      assert.equal(t.logs.events("managed_start").length, 0, "nothing was spawned");
+      assert.equal(foreign.healthChecks, 0, "the foreign server is not health-checked");
+      const res = await get(`${t.url}/paris`);
+      assert.equal(res.status, 503);
+      assert.equal(foreign.hits, 0, "no request reached the foreign server");
+      assert.equal(t.logs.events("managed_port_taken").length, 1, "one error, not one per re-check");
+
+      // The other server goes away: the process starts on the next look and the upstream serves.
+      await foreign.close();
+      const start = await t.logs.waitFor("managed_start");
+      await t.logs.waitFor("managed_output", listening(start.pid));
+      await t.gw.runHealthRound();
+      const after = t.gw.status().pools[0]!.upstreams[0]!;
+      assert.equal(after.available, true, after.reason);
+      assert.equal(after.managed?.reason, null);
+      assert.equal((await get(`${t.url}/paris`)).json().service, "weather");
+    } finally {
+      await t.stop();
+      await foreign.close();
     }
   },
 );

@@ -2,14 +2,32 @@
 // extra PDF worker that registers itself (`gateway ports run`) and joins pdf_services by discovery; the gateway
 // routes to each of them; on SIGTERM everything stops.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { promisify } from "node:util";
 import { test } from "node:test";
 import type { StatusReport } from "../../src/server/status.ts";
 import { get } from "../helpers/gateway.ts";
 import { ROOT, childrenOf, cmdline, portFree, spawnLogged, waitGone } from "../helpers/processes.ts";
 
-// The sample services listen on these fixed ports (gateway.yaml); the gateway itself gets GATEWAY_PORT=0.
-const PORTS = [8000, 8001, 8100, 8101, 8102, 8103, 8200, 8201, 8202, 8203];
+// The sample services' ports, as gateway.yaml writes them: GATEWAY_PORT_PREFIX followed by these three digits.
+const SUFFIXES = ["000", "001", "100", "101", "102", "103", "200", "201", "202", "203"];
+// Prefixes the test may use: every port stays below 65536, and clear of the registry's dynamic range
+// (10000-11999) and of the default block (8000-8699).
+const PREFIXES = Array.from({ length: 41 }, (_, i) => 20 + i);
+
+/** A prefix whose sample ports (and the pdf range the extra worker takes one from) are all free now. */
+async function freePrefix(): Promise<string> {
+  const start = Math.floor(Math.random() * PREFIXES.length);
+  for (let i = 0; i < PREFIXES.length; i++) {
+    const prefix = String(PREFIXES[(start + i) % PREFIXES.length]);
+    const ports = [...SUFFIXES, "110", "111"].map((s) => Number(`${prefix}${s}`));
+    let free = true;
+    for (const p of ports) if (!(free = await portFree(p))) break;
+    if (free) return prefix;
+  }
+  throw new Error("no free block of sample ports on 127.0.0.1");
+}
 
 /** Every process below `pid`, children first. */
 function descendants(pid: number): number[] {
@@ -19,19 +37,19 @@ function descendants(pid: number): number[] {
 void test(
   "npm start brings up the bundled topology and routes to every sample service",
   { timeout: 120_000 },
-  async (t) => {
-    const busy: number[] = [];
-    for (const p of PORTS) if (!(await portFree(p))) busy.push(p);
-    if (busy.length > 0) {
-      t.skip(`ports ${busy.join(", ")} are in use on 127.0.0.1; the bundled sample services need 8000-8203`);
-      return;
-    }
-    if (!existsSync(`${ROOT}dist/cli.js`)) {
-      t.skip("no build: run `npm run build` (npm ci does it) before this test");
-      return;
-    }
+  async () => {
+    const prefix = await freePrefix();
+    const port = (suffix: string) => `${prefix}${suffix}`;
+    // npm ci builds dist/ (prepare); a checkout without it builds here rather than skip.
+    if (!existsSync(`${ROOT}dist/cli.js`)) await promisify(execFile)("npm", ["run", "build"], { cwd: ROOT });
     const npm = spawnLogged(["npm", "start", "--silent"], {
-      env: { GATEWAY_PORT: "0", GATEWAY_ADMIN_KEY: "", GATEWAY_REGISTRY_KEY: "", GATEWAY_LOG_LEVEL: "info" },
+      env: {
+        GATEWAY_PORT: "0",
+        GATEWAY_PORT_PREFIX: prefix,
+        GATEWAY_ADMIN_KEY: "",
+        GATEWAY_REGISTRY_KEY: "",
+        GATEWAY_LOG_LEVEL: "info",
+      },
       detached: true,
     });
     let gatewayPid: number | undefined;
@@ -40,13 +58,13 @@ void test(
       const base = `http://127.0.0.1:${String(started.listen).split(":").at(-1)}`;
       // Health checks run every 5 s and need 2 passes: each upstream comes up within about 10 s.
       const upstreams = [
-        ["main_app", "127.0.0.1:8000"],
-        ["main_app", "127.0.0.1:8001"],
-        ...["8100", "8101", "8102", "8103"].map((p) => ["pdf_services", `127.0.0.1:${p}`]),
-        ["weather", "127.0.0.1:8200"],
-        ["chart", "127.0.0.1:8201"],
-        ["files", "127.0.0.1:8202"],
-        ["analysis", "127.0.0.1:8203"],
+        ["main_app", `127.0.0.1:${port("000")}`],
+        ["main_app", `127.0.0.1:${port("001")}`],
+        ...["100", "101", "102", "103"].map((p) => ["pdf_services", `127.0.0.1:${port(p)}`]),
+        ["weather", `127.0.0.1:${port("200")}`],
+        ["chart", `127.0.0.1:${port("201")}`],
+        ["files", `127.0.0.1:${port("202")}`],
+        ["analysis", `127.0.0.1:${port("203")}`],
       ];
       await Promise.all(
         upstreams.map(([pool, upstream]) =>
@@ -73,7 +91,8 @@ void test(
       assert.equal(extra.service_type, "pdf");
       assert.equal(extra.port, extraPort);
       assert.ok(
-        (extraPort >= 8110 && extraPort <= 8119) || (extraPort >= 10000 && extraPort <= 11999),
+        (extraPort >= Number(port("110")) && extraPort <= Number(port("119"))) ||
+          (extraPort >= 10000 && extraPort <= 11999),
         `pdf range, else its fallback (dynamic): ${extraPort}`,
       );
       assert.deepEqual(extra.pools, ["pdf_services"]);
@@ -107,9 +126,9 @@ void test(
       // The backups serve too: drain the primaries and they take over.
       const drain = (pool: string, id: string) =>
         get(`${base}/admin/pools/${pool}/upstreams/${id}/drain`, { method: "POST" });
-      assert.equal((await drain("main_app", "127.0.0.1:8000")).status, 200);
+      assert.equal((await drain("main_app", `127.0.0.1:${port("000")}`)).status, 200);
       assert.equal((await get(`${base}/`)).json().instance, "backup");
-      for (const p of ["8100", "8101", "8102"]) await drain("pdf_services", `127.0.0.1:${p}`);
+      for (const p of ["100", "101", "102"]) await drain("pdf_services", `127.0.0.1:${port(p)}`);
       await drain("pdf_services", extraId);
       assert.equal((await get(`${base}/api/pdf/x`)).json().variant, "backup");
 

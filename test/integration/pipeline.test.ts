@@ -263,3 +263,37 @@ routes: [{ prefix: /, pool: ws }]
   assert.equal(line.attempts, 2);
   assert.equal(line.upstream, `127.0.0.1:${ws.port}`);
 });
+
+test("deadlines are swept, not timed: hanging requests add no timer each, and still get their 504", async (t) => {
+  const held: http.ServerResponse[] = [];
+  let seen = 0;
+  const upstream = await FakeUpstream.start({
+    handler: (_req, res) => {
+      seen++;
+      held.push(res);
+    },
+  });
+  const g = await startGateway(
+    `listen: 127.0.0.1:0
+defaults: { retries: 0, healthCheck: { interval: 60s }, timeouts: { connect: 1s, response: 1500ms } }
+pools: { app: { upstreams: [{ url: "${upstream.url}" }] } }
+routes: [{ prefix: /, pool: app }]
+`,
+  );
+  t.after(async () => {
+    for (const r of held) r.destroy();
+    await g.stop();
+    await upstream.close();
+  });
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  const before = timers();
+  const N = 40;
+  const answers = Array.from({ length: N }, () => fetch(`${g.url}/hang`).then((r) => r.status));
+  await new Promise<void>((resolve) => {
+    const poll = () => (seen >= N ? resolve() : setImmediate(poll));
+    poll();
+  });
+  // A timer per request would add N; the sweep adds one for all of them (plus the odd socket keep-alive).
+  assert.ok(timers() - before < 10, `${timers() - before} more timers with ${N} requests in flight`);
+  assert.deepEqual(await Promise.all(answers), Array(N).fill(504));
+});

@@ -3,6 +3,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import type http from "node:http";
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -407,4 +408,102 @@ void test("a reload keeps allocations and members; the file store survives a res
   // Its port stays taken.
   const c = await allocate(g2, { service_name: "web-h", service_type: "web" });
   assert.notEqual(c.port, b.port);
+});
+
+void test("registry.policies: a CORS preflight needs no key, a rate limit answers 429, both with their headers", async (t) => {
+  const g = await start(
+    t,
+    registryConfig(`  apiKey: reg-key
+  policies: [registry-api]
+  types:
+    web: 1-2`).replace(
+      "registry:",
+      `policies:
+  registry-api:
+    cors: { origins: [https://panel.example], methods: [GET, POST, DELETE], headers: [Content-Type, X-API-Key] }
+    rateLimit: { rate: 1/m }
+registry:`,
+    ),
+  );
+  const preflight = await fetch(`${g.url}/registry/allocations`, {
+    method: "OPTIONS",
+    headers: { origin: "https://panel.example", "access-control-request-method": "POST" },
+  });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers.get("access-control-allow-origin"), "https://panel.example");
+  const first = await fetch(`${g.url}/registry/stats`, {
+    headers: { origin: "https://panel.example", "x-api-key": "reg-key" },
+  });
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get("access-control-allow-origin"), "https://panel.example");
+  assert.ok(first.headers.get("ratelimit"));
+  const second = await fetch(`${g.url}/registry/stats`, {
+    headers: { origin: "https://panel.example", "x-api-key": "reg-key" },
+  });
+  assert.equal(second.status, 429);
+  assert.equal(((await second.json()) as { error: string }).error, "rate_limited");
+  assert.ok(Number(second.headers.get("retry-after")) >= 1);
+  assert.equal(second.headers.get("access-control-allow-origin"), "https://panel.example");
+});
+
+void test("a redis store unreachable at boot: the gateway starts, writes answer 503, and the URL's password is never logged", async (t) => {
+  const g = await start(
+    t,
+    registryConfig(`  store: redis
+  types:
+    web: 1-2`).replace("registry:", `redis: { url: "redis://:hunter2@127.0.0.1:1/0" }\nregistry:`),
+  );
+  await g.logs.waitFor("registry_store_down");
+  const r = await call(g, "POST", "/registry/allocations", { service_name: "w", service_type: "web" });
+  assert.equal(r.status, 503);
+  assert.equal(r.body.error, "store_unavailable");
+  assert.equal(
+    (await call(g, "GET", "/registry/allocations")).status,
+    200,
+    "reads answer from the last state",
+  );
+  assert.match(await (await fetch(`${g.url}/metrics`)).text(), /gateway_registry_store_up 0/);
+  assert.equal((await get(`${g.url}/readyz`)).status, 200);
+  assert.ok(!g.logs.lines.some((l) => JSON.stringify(l).includes("hunter2")));
+});
+
+void test("an event-loop stall longer than the ttl: the reap waits for the heartbeats queued meanwhile, and says so", async (t) => {
+  const g = await start(
+    t,
+    registryConfig(`  ttl: 600ms
+  deregisterAfter: 30s
+  types:
+    web: 1-2`),
+  );
+  const a = await allocate(g, { service_name: "stall", service_type: "web", host: "192.0.2.40" });
+  // Another process heartbeats every 100 ms, also while this one is stalled.
+  const url = `${g.url}/registry/allocations/${a.allocation_id}/heartbeat`;
+  const child = spawn(
+    process.execPath,
+    ["-e", `setInterval(() => fetch(process.argv[1], { method: "POST" }).catch(() => {}), 100)`, url],
+    { stdio: "ignore" },
+  );
+  t.after(() => child.kill("SIGKILL"));
+  // Wait until its heartbeats arrive (the lease may have run out while the child started: they revive it).
+  for (;;) {
+    const listed = (await call(g, "GET", "/registry/allocations")).body.allocations as Allocation[];
+    if (listed[0]!.last_heartbeat !== a.last_heartbeat && listed[0]!.status === "active") break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const expiredBefore = g.logs.events("registry_expire").length;
+  // Stall longer than the ttl: when the loop runs again, the reap timer fires before the sockets are read.
+  const until = Date.now() + 900;
+  while (Date.now() < until) {
+    // busy: a GC pause, a blocking call
+  }
+  const held = await g.logs.waitFor("registry_reap_held");
+  assert.ok(Number(held.stallMs) > 200);
+  await g.logs.waitFor("registry_reap_resumed");
+  assert.equal(
+    g.logs.events("registry_expire").length,
+    expiredBefore,
+    "the queued heartbeats kept the lease",
+  );
+  const listed = (await call(g, "GET", "/registry/allocations")).body.allocations as Allocation[];
+  assert.equal(listed[0]!.status, "active");
 });

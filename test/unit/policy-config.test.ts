@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError, formatIssue, loadConfigText } from "../../src/config/load.ts";
 import { sha256Hex } from "../../src/policy/api-keys.ts";
+import { printableConfig } from "../../src/cli/print-config.ts";
 
 const BASE = `pools:
   app: { upstreams: [{ url: "http://127.0.0.1:9" }] }
@@ -126,4 +127,51 @@ routes: [{ prefix: /, pool: app }]
 routes: [{ prefix: /, pool: app }]
 `);
   assert.equal(bad.length, 2);
+});
+
+test("registry.policies: names must exist, and an auth policy there is a config error", () => {
+  const out = errors(`${BASE}routes: [{ prefix: /, pool: app }]
+policies:
+  keys: { auth: { apiKeys: [{ name: k, key: secret-value }] } }
+  limit: { rateLimit: { rate: 5/s } }
+registry:
+  policies: [limit, keys, missing]
+`);
+  const text = out.join("\n");
+  assert.match(
+    text,
+    /registry\.policies\.1: policy "keys" has auth: the registry API takes cors and rateLimit/,
+  );
+  assert.match(text, /registry\.policies\.2: unknown policy "missing"/);
+  assert.ok(!text.includes("secret-value"));
+});
+
+test("gateway check --print shows the policies with every secret redacted", () => {
+  const c = loadConfigText(
+    `pools:
+  app:
+    upstreams: [{ url: "http://127.0.0.1:9" }]
+    sticky: { cookie: gw, secret: sticky-secret-0123456, previousSecrets: [old-sticky-secret-1] }
+routes: [{ prefix: /, pool: app, policies: [p] }]
+policies:
+  p:
+    auth:
+      apiKeys: [{ name: web, key: plain-api-key-value }]
+      jwt: { secret: jwt-secret-value-0123, algorithms: [HS256] }
+    rateLimit: { rate: 5/s }
+`,
+    "g.yaml",
+    {},
+  );
+  const text = printableConfig(c);
+  for (const secret of [
+    "sticky-secret-0123456",
+    "old-sticky-secret-1",
+    "plain-api-key-value",
+    "jwt-secret-value-0123",
+  ]) {
+    assert.ok(!text.includes(secret), secret);
+  }
+  const shown = JSON.parse(text) as { policies: Record<string, { rateLimit: { points: number } }> };
+  assert.equal(shown.policies.p!.rateLimit.points, 5);
 });
