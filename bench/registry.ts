@@ -153,7 +153,7 @@ pools:
   prop:
     discover: { type: prop }
     upstreams: []
-    healthCheck: { interval: 50ms, timeout: 500ms, healthyThreshold: 1 }
+    healthCheck: { interval: 100ms, timeout: 500ms, healthyThreshold: 1 }
   members:
     discover: { type: member }
     upstreams: []
@@ -431,7 +431,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `\n${opts.allocs} allocations at concurrency ${opts.concurrency}; ${opts.heartbeats} sequential heartbeats; ` +
-      `${opts.samples} route samples (50 ms health interval, 1 pass); ${opts.rounds} ABBA rounds of ${opts.amount} ` +
+      `${opts.samples} route samples (100 ms health interval, 1 pass); ${opts.rounds} ABBA rounds of ${opts.amount} ` +
       `requests over ${opts.connections} connections, ${opts.members} upstreams each.`,
   );
   console.log("targets: alloc/s >= 2,000 on redis; route p99 < 1,000 ms; discovered >= 98 % of static");
