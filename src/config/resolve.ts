@@ -122,7 +122,7 @@ export function resolveConfig(
       pool: r.pool,
       stripPrefix: r.stripPrefix ?? false,
       ...(r.host ? { host: r.host.toLowerCase() } : {}),
-      ...(r.policies?.length ? { policies: r.policies } : {}),
+      policies: r.policies ?? [],
     })),
     policies: new Map(Object.entries(raw.policies ?? {}).map(([name, p]) => [name, resolvePolicy(name, p)])),
     trustedProxies: raw.trustedProxies ?? [...DEFAULTS.trustedProxies],
