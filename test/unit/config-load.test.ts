@@ -83,7 +83,7 @@ void test("the bundled gateway.yaml loads", async () => {
   );
   assert.deepEqual(
     c.routes.find((r) => r.prefix === "/api/weather/"),
-    { id: "/api/weather/", prefix: "/api/weather/", pool: "weather", stripPrefix: true },
+    { id: "/api/weather/", prefix: "/api/weather/", pool: "weather", stripPrefix: true, policies: [] },
   );
 });
 
