@@ -20,12 +20,12 @@ void test("ports commands: allocate, list, service, port, type, heartbeat, relea
   assert.equal(a.service_name, "cli-a");
 
   const text = await cli(
-    ["ports", "allocate", "cli-b", "svc", "--host", "10.1.2.3", "--health-path", "/hz"],
+    ["ports", "allocate", "cli-b", "svc", "--host", "127.0.0.2", "--health-path", "/hz"],
     env,
   );
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /^id\s+\S+$/m);
-  assert.match(text.stdout, /^host\s+10\.1\.2\.3$/m);
+  assert.match(text.stdout, /^host\s+127\.0\.0\.2$/m);
   assert.match(text.stdout, /^port\s+\d+$/m);
 
   const list = await cli(["ports", "list"], env);
@@ -37,7 +37,7 @@ void test("ports commands: allocate, list, service, port, type, heartbeat, relea
     rows[1]!,
     new RegExp(`^cli-a\\s+svc\\s+127\\.0\\.0\\.1\\s+${first}\\s+active\\s+\\w+\\s+\\d+s ago`),
   );
-  assert.match(rows[2]!, /^cli-b\s+svc\s+10\.1\.2\.3\s+\d+\s+active/);
+  assert.match(rows[2]!, /^cli-b\s+svc\s+127\.0\.0\.2\s+\d+\s+active/);
 
   const byName = await cli(["ports", "list", "--name", "cli-b", "--json"], env);
   assert.deepEqual(
