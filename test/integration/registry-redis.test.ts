@@ -89,15 +89,16 @@ async function gatewayProcess(t: TestContext, yaml: string): Promise<{ proc: Cli
 
 void test("two gateway processes: 300 concurrent allocations on a 250-port range give 250 unique ports and 50 range_exhausted", async (t) => {
   await ready;
-  const yaml = config({ types: "    web: 40000-40249" });
+  const yaml = config({ types: "    web: 20000-20249" });
   const [a, b] = await Promise.all([gatewayProcess(t, yaml), gatewayProcess(t, yaml)]);
-  // A host that is not this machine: no bind probe, so only the registry decides.
+  // claim: no bind probe, so only the registry decides (and every health check of these stays on loopback).
   const results = await Promise.all(
     Array.from({ length: 300 }, (_, i) =>
       call(i % 2 ? a.url : b.url, "POST", "/registry/allocations", {
         service_name: `w${i}`,
         service_type: "web",
-        host: "192.0.2.10",
+        host: "127.0.0.1",
+        claim: true,
       }),
     ),
   );
@@ -116,7 +117,7 @@ void test("two gateway processes: 300 concurrent allocations on a 250-port range
   );
   assert.equal(ok.length, 250);
   assert.equal(new Set(ok).size, 250, "no port handed out twice");
-  assert.ok(ok.every((p) => p >= 40000 && p <= 40249));
+  assert.ok(ok.every((p) => p >= 20000 && p <= 20249));
   assert.equal(exhausted.length, 50);
   // Each gateway's directory holds all of them within a second.
   for (const g of [a, b]) {
@@ -166,7 +167,7 @@ void test("Redis killed: writes answer 503, nothing expires, pools keep routing;
   await ready;
   const [a, b] = await startBoth(
     t,
-    config({ ttl: "2s", deregisterAfter: "1s", types: "    web: 41000-41009" }),
+    config({ ttl: "2s", deregisterAfter: "1s", types: "    web: 21000-21009" }),
   );
   const svc = await FakeUpstream.start({ name: "svc" });
   t.after(() => svc.close());
@@ -179,7 +180,8 @@ void test("Redis killed: writes answer 503, nothing expires, pools keep routing;
   const other = await call(a.gw.adminUrl, "POST", "/registry/allocations", {
     service_name: "web-l",
     service_type: "web",
-    host: "192.0.2.20",
+    host: "127.0.0.1",
+    claim: true,
   });
   const id = (claimed.body.allocation as Allocation).allocation_id;
   const otherPort = (other.body.allocation as Allocation).port;
@@ -219,7 +221,8 @@ void test("Redis killed: writes answer 503, nothing expires, pools keep routing;
   const again = await call(b.gw.adminUrl, "POST", "/registry/allocations", {
     service_name: "web-n",
     service_type: "web",
-    host: "192.0.2.20",
+    host: "127.0.0.1",
+    claim: true,
   });
   assert.equal(again.status, 201);
   assert.notEqual((again.body.allocation as Allocation).port, otherPort);
@@ -231,7 +234,8 @@ void test("Redis killed: writes answer 503, nothing expires, pools keep routing;
   const afterFlush = await call(a.gw.adminUrl, "POST", "/registry/allocations", {
     service_name: "web-o",
     service_type: "web",
-    host: "192.0.2.20",
+    host: "127.0.0.1",
+    claim: true,
   });
   assert.equal(afterFlush.status, 201);
   assert.equal((await get(`${b.url}/svc/x`)).status, 200);
@@ -241,14 +245,15 @@ void test("a reap racing heartbeats: a heartbeat answered 200 always leaves a li
   await ready;
   const [a, b] = await startBoth(
     t,
-    config({ ttl: "100ms", deregisterAfter: "0s", types: "    web: 42000-42009" }),
+    config({ ttl: "100ms", deregisterAfter: "0s", types: "    web: 22000-22009" }),
   );
   const prefix = a.gw.config.redis.keyPrefix;
   for (let round = 0; round < 15; round++) {
     const r = await call(a.gw.adminUrl, "POST", "/registry/allocations", {
       service_name: `race${round}`,
       service_type: "web",
-      host: "192.0.2.30",
+      host: "127.0.0.1",
+      claim: true,
     });
     assert.equal(r.status, 201);
     const { allocation_id: id } = r.body.allocation as Allocation;
@@ -274,6 +279,6 @@ void test("a reap racing heartbeats: a heartbeat answered 200 always leaves a li
     assert.ok(Date.now() < deadline, "allocations left behind");
     await new Promise((res) => setTimeout(res, 20));
   }
-  assert.equal(await redis.cmd("HLEN", `${prefix}:{reg}:port:192.0.2.30`), ":0\r\n");
-  assert.equal(await redis.cmd("BITCOUNT", `${prefix}:{reg}:bm:192.0.2.30:42000-42009`), ":0\r\n");
+  assert.equal(await redis.cmd("HLEN", `${prefix}:{reg}:port:127.0.0.1`), ":0\r\n");
+  assert.equal(await redis.cmd("BITCOUNT", `${prefix}:{reg}:bm:127.0.0.1:22000-22009`), ":0\r\n");
 });

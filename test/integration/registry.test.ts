@@ -475,7 +475,7 @@ void test("an event-loop stall longer than the ttl: the reap waits for the heart
   types:
     web: 1-2`),
   );
-  const a = await allocate(g, { service_name: "stall", service_type: "web", host: "192.0.2.40" });
+  const a = await allocate(g, { service_name: "stall", service_type: "web", claim: true });
   // Another process heartbeats every 100 ms, also while this one is stalled.
   const url = `${g.url}/registry/allocations/${a.allocation_id}/heartbeat`;
   const child = spawn(
