@@ -107,6 +107,8 @@ void test(
   { timeout: 60_000 },
   async (t) => {
     if (!existsSync(`${ROOT}dist/cli.js`)) {
+      // In CI `npm ci` has built dist/: a missing build is a failure there, never a skip.
+      assert.ok(!process.env.CI, "dist/cli.js is missing: npm ci (prepare) should have built it");
       t.skip("no build: run `npm run build` (npm ci does it) before this test");
       return;
     }
