@@ -1,37 +1,9 @@
 // The HTTP client of the registry API (global fetch), for the `gateway ports` commands: one method per endpoint.
 
-/** An allocation as the registry API answers it (contract: "Service registry and discovery"). */
-export interface Allocation {
-  allocation_id: string;
-  service_name: string;
-  service_type: string;
-  host: string;
-  port: number;
-  url: string;
-  status: "active" | "expired" | "released";
-  health: "unknown" | "healthy" | "unhealthy";
-  pools: string[];
-  weight: number;
-  allocated_at: string;
-  last_heartbeat: string;
-  expires_at: string;
-  ttl_ms: number;
-  pid: number | null;
-  metadata: Record<string, string>;
-}
+// The wire shapes are the registry's own (type-only: the CLI loads none of the server).
+import type { AllocateRequest, AllocationView as Allocation } from "../registry/registry.ts";
 
-export interface AllocateRequest {
-  service_name: string;
-  service_type: string;
-  preferred_port?: number;
-  required?: boolean;
-  claim?: boolean;
-  host?: string;
-  health_path?: string;
-  weight?: number;
-  pid?: number;
-  metadata?: Record<string, string>;
-}
+export type { AllocateRequest, Allocation };
 
 export interface TypeInfo {
   range: string;
