@@ -1,6 +1,7 @@
 // What the `gateway ports` commands print: tables and blocks of registry answers, and their argument parsing (pure).
 import { constants } from "node:os";
 import type { Allocation, Stats, TypeInfo } from "./registry-client.ts";
+import { table } from "../server/status-table.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:8002";
 
@@ -42,18 +43,6 @@ export function ago(iso: string | null | undefined, now: number): string {
   if (s < 120) return `${s}s ago`;
   if (s < 7200) return `${Math.round(s / 60)}m ago`;
   return `${Math.round(s / 3600)}h ago`;
-}
-
-export function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
 }
 
 /** The directory (or part of it) as a table, one allocation a row, ordered by name, host and port. */

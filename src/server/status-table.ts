@@ -1,7 +1,8 @@
 // Renders the /admin/status report as the plain-text table `gateway status` prints.
 import type { StatusReport } from "./status.ts";
 
-function table(rows: string[][]): string {
+/** Left-aligned columns two spaces apart, as `gateway status` and `gateway ports` print them. */
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows
     .map((r) =>
