@@ -32,10 +32,33 @@ export class LogCapture extends Writable {
     return this.lines.filter((l) => l.msg === msg);
   }
 
-  waitFor(msg: string, pred: (l: LogLine) => boolean = () => true): Promise<LogLine> {
+  /**
+   * Resolves on the first line named `msg` matching `pred`. It fails after `timeoutMs` naming what it waited for and
+   * the last lines seen, so a line that never comes shows up as a clear failure instead of the whole file timing out.
+   */
+  waitFor(msg: string, pred: (l: LogLine) => boolean = () => true, timeoutMs = 60_000): Promise<LogLine> {
     const found = this.lines.find((l) => l.msg === msg && pred(l));
     if (found) return Promise.resolve(found);
-    return new Promise((resolve) => this.waiters.push({ pred: (l) => l.msg === msg && pred(l), resolve }));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        pred: (l: LogLine) => l.msg === msg && pred(l),
+        resolve: (l: LogLine) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        const tail = this.lines.slice(-15).map((l) => JSON.stringify(l));
+        reject(
+          new Error(
+            `no "${msg}" log line matched within ${timeoutMs} ms; the last lines:\n${tail.join("\n")}`,
+          ),
+        );
+      }, timeoutMs);
+      timer.unref();
+      this.waiters.push(waiter);
+    });
   }
 }
 
@@ -136,6 +159,8 @@ export function request(
     headers?: Record<string, string>;
     body?: string | Buffer;
     agent?: http.Agent | false;
+    /** Fails the request when its socket is idle this long (no limit by default). */
+    timeoutMs?: number;
   } = {},
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
@@ -156,6 +181,10 @@ export function request(
       },
     );
     req.on("error", reject);
+    if (options.timeoutMs !== undefined) {
+      const ms = options.timeoutMs;
+      req.setTimeout(ms, () => req.destroy(new Error(`no answer within ${ms} ms`)));
+    }
     req.end(options.body);
   });
 }
