@@ -17,6 +17,21 @@ export class BreakerOpenError extends Error {
 class Counted extends Error {}
 class Ignored extends Error {}
 
+/** An attempt the breaker admitted; `settle` takes it back with the verdict. */
+export type Admission = object;
+const CLOSED_TICKET: Admission = Object.freeze({});
+const NO_ARGS: unknown[] = [];
+
+/** A half-open breaker's one trial: opossum's `fire` waits on this promise until the attempt is judged. */
+class TrialTicket {
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+  readonly promise = new Promise<void>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+}
+
 // One bucket-rotation timer per window size for all breakers instead of two intervals per breaker
 // (dependencies.md §3: shared rotateBucketController, snapshots off).
 const BUCKETS = 10;
@@ -113,6 +128,40 @@ export class UpstreamBreaker extends EventEmitter<{ change: [BreakerChange] }> {
   /** Why the breaker keeps the upstream out, or "" when it does not. */
   reason(): string {
     return this.current === "open" ? this.openReason : "";
+  }
+
+  /**
+   * Admits one attempt, callback style (the HTTP path): undefined when the breaker refuses it (open, or half-open
+   * with its trial already under way), else a ticket to hand back to `settle` with the attempt's verdict.
+   *
+   * While closed, the attempt runs outside opossum's `fire` (a promise chain of about six promises per call) and
+   * `settle` reports it by the same two events `fire` would emit, which are what opossum's rolling window counts;
+   * a failure still goes through a real `fire`, so opossum itself decides whether the breaker opens. A half-open
+   * trial always runs through `fire`, whose pending-close flag is what lets only one trial through.
+   */
+  admit(): Admission | undefined {
+    if (this.cb.closed) return CLOSED_TICKET;
+    if (!this.cb.halfOpen || !this.cb.pendingClose) return undefined;
+    const trial = new TrialTicket();
+    this.cb.fire(() => trial.promise).catch(() => undefined);
+    return trial;
+  }
+
+  /** Reports how an admitted attempt ended. */
+  settle(ticket: Admission, verdict: Verdict): void {
+    if (ticket instanceof TrialTicket) {
+      // A trial that proved nothing (the client left) keeps the upstream out: only a real success closes it.
+      if (verdict === "success") ticket.resolve();
+      else ticket.reject(new Counted());
+      return;
+    }
+    if (verdict === "failure") {
+      this.cb.fire(() => Promise.reject(new Counted())).catch(() => undefined);
+      return;
+    }
+    // What `fire` emits for a success (an ignored outcome counts as one, as opossum's errorFilter does).
+    this.cb.emit("fire", NO_ARGS);
+    this.cb.emit("success", undefined, 0);
   }
 
   /** Runs one attempt through the breaker. Resolves with the attempt's result whatever the verdict. */

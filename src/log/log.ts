@@ -179,7 +179,20 @@ export function createLogger(
     ],
   });
   const direct = format === "json";
+  // Lines written in the same millisecond share one ISO string: under load most access lines do.
+  let isoMs = -1;
+  let iso = "";
+  const timeNow = (): string => {
+    const ms = Date.now();
+    if (ms !== isoMs) {
+      isoMs = ms;
+      iso = new Date(ms).toISOString();
+    }
+    return iso;
+  };
   const write = (level: LogLevel) => {
+    const head = `{"time":"`;
+    const levelPart = `","level":"${level}","msg":`;
     const enabled = w.isLevelEnabled(level);
     return (msg: string, fields?: LogFields) => {
       // JSON lines go straight into the batch, without winston's stream pipeline (a Transform per line, ~6 µs on
@@ -194,8 +207,12 @@ export function createLogger(
         fields.time === undefined &&
         fields.message === undefined
       ) {
-        const record = { time: new Date().toISOString(), level, msg, ...fields };
-        if (isFlat(record)) return stream.add(`${JSON.stringify(record)}${EOL}`);
+        // The same bytes as JSON.stringify({ time, level, msg, ...fields }), without building that record.
+        if (isFlat(fields)) {
+          const rest = JSON.stringify(fields);
+          const tail = rest.length > 2 ? `,${rest.slice(1)}` : "}";
+          return stream.add(`${head}${timeNow()}${levelPart}${JSON.stringify(msg)}${tail}${EOL}`);
+        }
       }
       w.log(level, msg, fields);
     };

@@ -166,11 +166,16 @@ export class Pool extends EventEmitter<{ failover: [FailoverEvent] }> {
       const trial = this.primaries.find((u) => u.breaker?.state() === "half_open" && usable(u));
       if (trial) return trial;
     }
-    const [first, firstB, second, secondB] =
-      this.currentTier === 1
-        ? [this.backups, this.backupBalancer, this.primaries, this.primaryBalancer]
-        : [this.primaries, this.primaryBalancer, this.backups, this.backupBalancer];
-    return firstB.pick(first, usable, clientKey) ?? secondB.pick(second, usable, clientKey);
+    // Two plain branches rather than a destructured array: no allocation per pick.
+    if (this.currentTier === 1)
+      return (
+        this.backupBalancer.pick(this.backups, usable, clientKey) ??
+        this.primaryBalancer.pick(this.primaries, usable, clientKey)
+      );
+    return (
+      this.primaryBalancer.pick(this.primaries, usable, clientKey) ??
+      this.backupBalancer.pick(this.backups, usable, clientKey)
+    );
   }
 
   /** Re-evaluates the active tier; called whenever an upstream's availability may have changed. */

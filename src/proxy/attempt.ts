@@ -39,6 +39,8 @@ export interface AttemptOptions {
   requestId: string;
   /** The response phase: may change the response's headers before they are written to the client. */
   onHead?: ((status: number, headers: HeaderBag) => void) | undefined;
+  /** Called exactly once with how the attempt ended (never from inside the constructor). */
+  onOutcome: (outcome: AttemptOutcome) => void;
 }
 
 export const CONNECT_CODES = new Set([
@@ -54,10 +56,12 @@ const kAttempt = Symbol("gateway.attempt");
 type Tagged<T> = T & { [kAttempt]?: HttpAttempt | undefined };
 
 /**
- * An attempt, from `http.request` to the response's head relayed (or a failure). Its listeners are module-level
- * functions that find the attempt through a symbol on the emitter, so starting one allocates no closures. The
- * connect and response deadlines are checked by the shared sweep; once the head is relayed, the upstream socket's
- * idle timeout (the read-idle cut) and the response's `close` (a mid-body death cuts the client) take over.
+ * An attempt, from `http.request` to the response's head relayed (or a failure), then the relay of its body. Its
+ * listeners are module-level functions that find the attempt through a symbol on the emitter, so starting one
+ * allocates no closures, and it reports its outcome through a callback, not a promise. One shared sweep checks
+ * its deadlines: connect and response before the head, then the read-idle cut while the body is relayed (no byte
+ * for `responseTimeout`, like nginx's proxy_read_timeout), with no timer of its own; the response's `close` cuts
+ * the client when the upstream dies mid-body.
  */
 export class HttpAttempt implements Expiring {
   settled = false;
@@ -69,11 +73,13 @@ export class HttpAttempt implements Expiring {
   private responseTimedOut = false;
   private tooLarge = false;
   private written = 0;
+  /** While the body is relayed: the upstream socket's bytesRead at the last sign of progress. */
+  private relaying = false;
+  private lastRead = 0;
+  private lastProgress = 0;
   private readonly proxyReq: Tagged<http.ClientRequest>;
   private socket: Tagged<Socket> | undefined;
   private proxyRes: Tagged<http.IncomingMessage> | undefined;
-  private resolve!: (o: AttemptOutcome) => void;
-  readonly outcome: Promise<AttemptOutcome>;
 
   constructor(
     private readonly res: http.ServerResponse,
@@ -81,7 +87,6 @@ export class HttpAttempt implements Expiring {
     private readonly options: AttemptOptions,
     private readonly sweep: DeadlineSweep,
   ) {
-    this.outcome = new Promise((r) => (this.resolve = r));
     this.responseAt = performance.now() + options.responseTimeout;
     this.nextDeadline = this.responseAt;
     const t = options.target;
@@ -119,6 +124,7 @@ export class HttpAttempt implements Expiring {
   }
 
   expire(now: number): void {
+    if (this.relaying) return this.relayCheck(now);
     if (this.settled) return this.sweep.delete(this);
     if (this.connectAt <= now) {
       this.connectTimedOut = true;
@@ -138,11 +144,31 @@ export class HttpAttempt implements Expiring {
     this.proxyReq.destroy();
   }
 
+  /**
+   * The read-idle cut: the body relay made no progress for `responseTimeout`. Progress is looked at every eighth
+   * of it, so the cut comes between 1 and 1.125 times the timeout (plus a sweep tick) after the last byte.
+   */
+  private relayCheck(now: number): void {
+    const read = this.proxyRes?.socket?.bytesRead ?? this.lastRead;
+    const timeout = this.options.responseTimeout;
+    if (read > this.lastRead) {
+      this.lastRead = read;
+      this.lastProgress = now;
+    }
+    if (now - this.lastProgress < timeout) {
+      this.nextDeadline = now + Math.min(timeout - (now - this.lastProgress), timeout / 8);
+      return;
+    }
+    this.relaying = false;
+    this.sweep.delete(this);
+    this.proxyRes?.destroy();
+  }
+
   private settle(outcome: AttemptOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.sweep.delete(this);
-    this.resolve(outcome);
+    if (!this.relaying) this.sweep.delete(this);
+    this.options.onOutcome(outcome);
   }
 
   private bodyFailed(err: Error): void {
@@ -184,7 +210,6 @@ export class HttpAttempt implements Expiring {
       this.settle({ kind: "aborted" });
       return;
     }
-    this.sweep.delete(this);
     const status = proxyRes.statusCode ?? 502;
     const list = clientResponseHeaders(proxyRes.rawHeaders, this.options.requestId);
     const onHead = this.options.onHead;
@@ -195,14 +220,14 @@ export class HttpAttempt implements Expiring {
     }
     if (proxyRes.statusMessage) res.writeHead(status, proxyRes.statusMessage, headers);
     else res.writeHead(status, headers);
-    // An upstream that stalls mid-body (no byte for `responseTimeout`, like nginx's proxy_read_timeout) is cut;
-    // the agent puts its own idle timeout back when the socket returns to the pool.
+    // The sweep keeps the attempt from here on for the read-idle cut; the socket's own timeout stays the agent's,
+    // so handing it back to the pool re-arms no timer.
     this.proxyRes = proxyRes;
     proxyRes[kAttempt] = this;
-    const socket = proxyRes.socket as Tagged<Socket>;
-    socket[kAttempt] = this;
-    socket.setTimeout(this.options.responseTimeout);
-    socket.on("timeout", onIdle);
+    this.relaying = true;
+    this.lastRead = proxyRes.socket?.bytesRead ?? 0;
+    this.lastProgress = performance.now();
+    this.nextDeadline = this.lastProgress + this.options.responseTimeout / 8;
     proxyRes.once("end", onResponseEnd);
     // An upstream that dies mid-body must not leave the client waiting for bytes that never come.
     proxyRes.once("close", onResponseClose);
@@ -210,16 +235,13 @@ export class HttpAttempt implements Expiring {
     this.settle({ kind: "response", status });
   }
 
-  idle(): void {
-    this.proxyRes?.destroy();
-  }
-
   responseEnded(closed: boolean): void {
-    const socket = this.socket;
-    if (socket) {
-      socket.off("timeout", onIdle);
-      if (socket[kAttempt] === this) socket[kAttempt] = undefined;
+    if (this.relaying) {
+      this.relaying = false;
+      this.sweep.delete(this);
     }
+    const socket = this.socket;
+    if (socket && socket[kAttempt] === this) socket[kAttempt] = undefined;
     if (closed && this.proxyRes && !this.proxyRes.complete) this.res.destroy();
   }
 
@@ -269,10 +291,6 @@ function onResponse(this: Tagged<http.ClientRequest>, proxyRes: http.IncomingMes
 
 function onRequestError(this: Tagged<http.ClientRequest>, err: Error): void {
   this[kAttempt]?.failed(err);
-}
-
-function onIdle(this: Tagged<Socket>): void {
-  this[kAttempt]?.idle();
 }
 
 function onResponseEnd(this: Tagged<http.IncomingMessage>): void {

@@ -43,6 +43,8 @@ class HttpExchange extends Exchange {
   private headers: string[] = [];
   private current: Upstream | undefined;
   private attempt: HttpAttempt | undefined;
+  /** The breaker's admission of the current attempt, handed back with its verdict. */
+  private ticket: object | undefined;
 
   constructor(
     deps: PipelineDeps,
@@ -107,14 +109,28 @@ class HttpExchange extends Exchange {
     upstream.inFlight++;
     upstream.requests++;
     const breaker = upstream.breaker;
-    if (breaker)
+    if (breaker?.admit) {
+      this.ticket = breaker.admit();
+      // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
+      if (!this.ticket) return this.onOutcome(REFUSED);
+      this.run();
+    } else if (breaker) {
       breaker
-        .run(this.run, judge(this.plan.pool.pool.settings.breaker.failureStatuses))
+        .run(this.runForBreaker, judge(this.plan.pool.pool.settings.breaker.failureStatuses))
         .then(this.onOutcome, this.onRefused);
-    else this.run().then(this.onOutcome, this.onRefused);
+    } else this.run();
   }
 
-  private readonly run = (): Promise<AttemptOutcome> => {
+  /** A breaker without `admit` (a test's fake) gets the attempt as a promise. */
+  private readonly runForBreaker = (): Promise<AttemptOutcome> =>
+    new Promise((resolve) => {
+      this.settleTo = resolve;
+      this.run();
+    });
+
+  private settleTo: ((o: AttemptOutcome) => void) | undefined;
+
+  private run(): void {
     const upstream = this.current!;
     const settings = this.plan.pool.pool.settings;
     const { forwarder } = this.deps;
@@ -129,8 +145,28 @@ class HttpExchange extends Exchange {
       responseTimeout: settings.timeouts.response,
       requestId: this.requestId,
       onHead: this.policies?.response ? this.onResponseHead : undefined,
+      onOutcome: this.attemptOver,
     });
-    return this.attempt ? this.attempt.outcome : Promise.resolve(ABORTED);
+    // The client is already gone: no attempt was made.
+    if (!this.attempt) this.attemptOver(ABORTED);
+  }
+
+  /** The attempt's one callback: through the breaker's verdict, then on to what follows. */
+  private readonly attemptOver = (outcome: AttemptOutcome): void => {
+    const settleTo = this.settleTo;
+    if (settleTo) {
+      this.settleTo = undefined;
+      return settleTo(outcome);
+    }
+    const ticket = this.ticket;
+    if (ticket) {
+      this.ticket = undefined;
+      this.current!.breaker!.settle!(
+        ticket,
+        judge(this.plan.pool.pool.settings.breaker.failureStatuses)(outcome),
+      );
+    }
+    this.onOutcome(outcome);
   };
 
   // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
@@ -168,6 +204,10 @@ class HttpExchange extends Exchange {
 }
 
 const ABORTED: AttemptOutcome = { kind: "aborted" };
+const REFUSED: AttemptOutcome = {
+  kind: "failed",
+  error: new UpstreamError("connect", "GW_BREAKER_OPEN", "circuit breaker is open", false),
+};
 const kExchange = Symbol("gateway.exchange");
 
 /** Emits `idle` when the last request in flight has finished (graceful shutdown waits for it). */
@@ -189,7 +229,8 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     const ex = new HttpExchange(this.deps, req, res, this);
     this.active++;
     res[kExchange] = ex;
-    res.once("close", onResponseClose);
+    // `on`, not `once`: a response closes once, and `once` wraps the listener in a closure per request.
+    res.on("close", onResponseClose);
     try {
       ex.start();
     } catch (err) {
