@@ -228,9 +228,10 @@ export class HttpAttempt implements Expiring {
     this.lastRead = proxyRes.socket?.bytesRead ?? 0;
     this.lastProgress = performance.now();
     this.nextDeadline = this.lastProgress + this.options.responseTimeout / 8;
-    proxyRes.once("end", onResponseEnd);
+    // `on`, not `once` (a closure per call): a response ends and closes once.
+    proxyRes.on("end", onResponseEnd);
     // An upstream that dies mid-body must not leave the client waiting for bytes that never come.
-    proxyRes.once("close", onResponseClose);
+    proxyRes.on("close", onResponseClose);
     proxyRes.pipe(res);
     this.settle({ kind: "response", status });
   }

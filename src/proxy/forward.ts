@@ -35,15 +35,8 @@ export class Forwarder {
   agent(owner: object, url: URL): http.Agent {
     let agent = this.agents.get(owner);
     if (!agent) {
-      const Agent = url.protocol === "https:" ? https.Agent : http.Agent;
-      // Idle sockets close after 4 s, below Node's default 5 s server keep-alive, to dodge the stale-socket race.
-      agent = new Agent({
-        keepAlive: true,
-        maxSockets: 512,
-        maxFreeSockets: 64,
-        timeout: 4_000,
-        scheduling: "lifo",
-      });
+      const Agent = url.protocol === "https:" ? IdleClosingHttpsAgent : IdleClosingAgent;
+      agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: "lifo" });
       this.agents.set(owner, agent);
     }
     return agent;
@@ -180,6 +173,50 @@ export class Forwarder {
         finish(error);
       });
     });
+  }
+}
+
+/** Idle pooled sockets close after this, below Node's default 5 s server keep-alive: the stale-socket race. */
+const IDLE_MS = 4_000;
+// What Node's agent keeps below a server's announced `Keep-Alive: timeout=N`.
+const HINT_MARGIN_MS = 1_000;
+
+type PooledSocket = net.Socket & { _httpMessage?: { res?: http.IncomingMessage } | null };
+
+/**
+ * The idle timeout of a pooled socket, set when the socket goes back to the pool. Node's `timeout` agent option
+ * would do the same, but it also makes every request on the socket add and remove a `timeout` listener of its own
+ * (`listenSocketTimeout`), which the gateway does not need: the deadline sweep times requests. The agent's own
+ * `timeout` listener still destroys a socket that idles in the free list. Mirrors Node's keepSocketAlive,
+ * including a shorter `Keep-Alive: timeout=N` announced by the upstream.
+ */
+function keepAlive(socket: PooledSocket): boolean {
+  // Node's agent default keepAliveMsecs.
+  socket.setKeepAlive(true, 1_000);
+  socket.unref();
+  let idle = IDLE_MS;
+  const hint = socket._httpMessage?.res?.headers["keep-alive"];
+  if (typeof hint === "string") {
+    const seconds = /^timeout=(\d+)/.exec(hint)?.[1];
+    if (seconds !== undefined) {
+      const ms = Number(seconds) * 1_000 - HINT_MARGIN_MS;
+      if (ms <= 0) return false;
+      idle = Math.min(idle, ms);
+    }
+  }
+  if (socket.timeout !== idle) socket.setTimeout(idle);
+  return true;
+}
+
+class IdleClosingAgent extends http.Agent {
+  override keepSocketAlive(socket: net.Socket): boolean {
+    return keepAlive(socket);
+  }
+}
+
+class IdleClosingHttpsAgent extends https.Agent {
+  override keepSocketAlive(socket: net.Socket): boolean {
+    return keepAlive(socket);
   }
 }
 

@@ -174,12 +174,21 @@ function ruleOf(rules: Map<string, number>, spellings: Map<string, number>, name
 const requestSpellings = new Map<string, number>();
 const responseSpellings = new Map<string, number>();
 
-/** Names a Connection header lists (other than close and keep-alive), lowercase. */
-function connectionNames(value: string, into: string[]): void {
+/**
+ * Adds the names a Connection header lists (other than close and keep-alive), lowercase, to `into`. The usual
+ * bare `keep-alive` or `close` (nearly every request and response) costs no split and no array.
+ */
+function connectionNames(value: string, into: string[] | undefined): string[] | undefined {
+  const c = value.charCodeAt(0) | 0x20;
+  if ((c === 0x6b || c === 0x63) && value.length <= 10) {
+    const bare = value.toLowerCase();
+    if (bare === "keep-alive" || bare === "close") return into;
+  }
   for (const part of value.split(",")) {
     const name = part.trim().toLowerCase();
-    if (name && name !== "close" && name !== "keep-alive") into.push(name);
+    if (name && name !== "close" && name !== "keep-alive") (into ??= []).push(name);
   }
+  return into;
 }
 
 function withoutNames(list: string[], names: readonly string[]): string[] {
@@ -232,7 +241,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, head: UpstreamReque
         hasLength = true;
       }
     } else if (rule === CONNECTION) {
-      connectionNames(value, (listed ??= []));
+      listed = connectionNames(value, listed);
     }
   }
   let list = out;
@@ -275,7 +284,7 @@ export function clientResponseHeaders(raw: readonly string[], requestId: string)
     else if (rule === REQUEST_ID) {
       out.push(name, raw[i + 1]!);
       hasId = true;
-    } else if (rule === CONNECTION) connectionNames(raw[i + 1]!, (listed ??= []));
+    } else if (rule === CONNECTION) listed = connectionNames(raw[i + 1]!, listed);
   }
   const list = listed ? withoutNames(out, listed) : out;
   if (!hasId) list.push("x-request-id", requestId);
