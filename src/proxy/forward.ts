@@ -183,6 +183,32 @@ const HINT_MARGIN_MS = 1_000;
 
 type PooledSocket = net.Socket & { _httpMessage?: { res?: http.IncomingMessage } | null };
 
+/** The last `Keep-Alive` value seen and the idle time it gives: upstreams repeat the same one on every answer. */
+let lastHint = "";
+let lastHintIdle = IDLE_MS;
+
+/** The idle time a response's `Keep-Alive: timeout=N` allows (0: do not keep the socket), else IDLE_MS. */
+function hintedIdle(res: http.IncomingMessage | undefined): number {
+  // rawHeaders, not `headers`: that getter builds the whole header object, which nothing else on this path needs.
+  const raw = res?.rawHeaders;
+  if (!raw) return IDLE_MS;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 10 || name.toLowerCase() !== "keep-alive") continue;
+    const hint = raw[i + 1]!;
+    if (hint !== lastHint) {
+      const seconds = /^timeout=(\d+)/.exec(hint)?.[1];
+      lastHintIdle =
+        seconds === undefined
+          ? IDLE_MS
+          : Math.max(0, Math.min(IDLE_MS, Number(seconds) * 1_000 - HINT_MARGIN_MS));
+      lastHint = hint;
+    }
+    return lastHintIdle;
+  }
+  return IDLE_MS;
+}
+
 /**
  * The idle timeout of a pooled socket, set when the socket goes back to the pool. Node's `timeout` agent option
  * would do the same, but it also makes every request on the socket add and remove a `timeout` listener of its own
@@ -194,16 +220,8 @@ function keepAlive(socket: PooledSocket): boolean {
   // Node's agent default keepAliveMsecs.
   socket.setKeepAlive(true, 1_000);
   socket.unref();
-  let idle = IDLE_MS;
-  const hint = socket._httpMessage?.res?.headers["keep-alive"];
-  if (typeof hint === "string") {
-    const seconds = /^timeout=(\d+)/.exec(hint)?.[1];
-    if (seconds !== undefined) {
-      const ms = Number(seconds) * 1_000 - HINT_MARGIN_MS;
-      if (ms <= 0) return false;
-      idle = Math.min(idle, ms);
-    }
-  }
+  const idle = hintedIdle(socket._httpMessage?.res);
+  if (idle === 0) return false;
   if (socket.timeout !== idle) socket.setTimeout(idle);
   return true;
 }
