@@ -19,16 +19,23 @@ export interface Logger {
 }
 
 /**
- * Gathers the lines written in one event-loop turn into one write: stdout to a file or pipe is synchronous in
- * Node, and a write per access line cost more than the line itself (docs/benchmarks.md). At most one turn of
- * lines is at risk in a crash, and `flush()` empties it before a clean exit.
+ * Gathers lines into one write: stdout to a file or pipe is synchronous in Node, and a write per access line cost
+ * more than the line itself (docs/benchmarks.md). A line after a quiet spell goes out at the end of its event-loop
+ * turn; while lines keep coming, writes are at least `minIntervalMs` apart, so one client sending request after
+ * request on one connection (each turn then holds a single line) no longer pays a blocking write per request. At
+ * most that interval of lines is at risk in a crash, and `flush()` empties the batch before a clean exit.
  */
 export class BatchedWriter extends Writable {
   private pending: string[] = [];
   private pendingBytes = 0;
   private scheduled = false;
+  private lastWrite = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly dest: Writable) {
+  constructor(
+    private readonly dest: Writable,
+    private readonly minIntervalMs = 5,
+  ) {
     super({ decodeStrings: false });
   }
 
@@ -44,16 +51,25 @@ export class BatchedWriter extends Writable {
     if (this.pendingBytes > 256 * 1024) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      const wait = this.lastWrite + this.minIntervalMs - performance.now();
+      if (wait <= 0) setImmediate(() => this.flush());
+      else {
+        // Unref'd: a line still waiting must not keep a process alive that has nothing else to do; exits flush.
+        this.timer = setTimeout(() => this.flush(), wait);
+        this.timer.unref();
+      }
     }
   }
 
   flush(): void {
     this.scheduled = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.pending.length === 0) return;
     const text = this.pending.join("");
     this.pending = [];
     this.pendingBytes = 0;
+    this.lastWrite = performance.now();
     this.dest.write(text);
   }
 }
