@@ -19,6 +19,8 @@ export interface PoolView {
   name: string;
   tier: -1 | 0 | 1;
   breakers: { id: string; state: BreakerStateName }[];
+  /** Each upstream's requests in flight here and attempts sent from here (the status page's columns). */
+  traffic?: { id: string; inFlight: number; requests: number }[];
 }
 
 // primary → worker

@@ -18,7 +18,7 @@ import {
   type PrimaryMessage,
   type WorkerMessage,
 } from "./messages.ts";
-import { mergeViews, poolMembers, upstreamStates } from "./state.ts";
+import { mergeViews, poolMembers, upstreamStates, workerTraffic } from "./state.ts";
 
 export interface PrimaryOptions {
   configPath: string;
@@ -295,7 +295,8 @@ class ClusterPrimary {
 
   /** Each worker's breakers and tiers; the pools show the worst of them, as the metrics do. */
   private status(report: StatusReport): StatusReport {
-    const merged = mergeViews(metricsSnapshot(this.gw!.runtime), this.views());
+    const views = this.views();
+    const merged = mergeViews(metricsSnapshot(this.gw!.runtime), views);
     const pools = report.pools.map((p) => {
       const m = merged.pools.find((x) => x.name === p.name);
       if (!m) return p;
@@ -304,8 +305,10 @@ class ClusterPrimary {
         ...p,
         activeTier: tier,
         activeTierName: tierName(tier),
+        // The workers proxy, so their counts are the traffic (reported within a second, see worker.ts).
         upstreams: p.upstreams.map((u) => ({
           ...u,
+          ...workerTraffic(views, p.name, u.id),
           breaker: m.upstreams.find((x) => x.id === u.id)?.breaker ?? u.breaker,
         })),
       };

@@ -47,7 +47,30 @@ export function poolViews(rt: Runtime): PoolView[] {
     name: pool.name,
     tier: pool.tier,
     breakers: pool.upstreams.map((u) => ({ id: u.id, state: u.breaker?.state() ?? "closed" })),
+    traffic: pool.upstreams.map((u) => ({ id: u.id, inFlight: u.inFlight, requests: u.requests })),
   }));
+}
+
+/** An upstream's in-flight and request counts summed over the workers' views; undefined when none lists it. */
+export function workerTraffic(
+  views: readonly PoolView[][],
+  pool: string,
+  id: string,
+): { inFlight: number; requests: number } | undefined {
+  let found = false;
+  let inFlight = 0;
+  let requests = 0;
+  for (const view of views)
+    for (const p of view) {
+      if (p.name !== pool) continue;
+      for (const t of p.traffic ?? []) {
+        if (t.id !== id) continue;
+        found = true;
+        inFlight += t.inFlight;
+        requests += t.requests;
+      }
+    }
+  return found ? { inFlight, requests } : undefined;
 }
 
 const BREAKER_RANK: Record<BreakerStateName, number> = { closed: 0, half_open: 1, open: 2 };

@@ -62,6 +62,17 @@ export function runWorker(): void {
   let stopping = false;
   let viewQueued = false;
 
+  // In-flight and request counts change with every request: reported once a second when they moved, not per change.
+  let lastView = "";
+  const trafficTimer = setInterval(() => {
+    if (!gw || viewQueued) return;
+    const pools = poolViews(gw.runtime);
+    const text = JSON.stringify(pools);
+    if (text === lastView) return;
+    lastView = text;
+    void send(message<WorkerMessage>({ type: "gw:view", pools }));
+  }, 1_000);
+  trafficTimer.unref();
   const reportView = () => {
     if (viewQueued || !gw) return;
     viewQueued = true;
@@ -85,6 +96,7 @@ export function runWorker(): void {
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    clearInterval(trafficTimer);
     await gw?.stop();
     log.flush();
     await send(message<WorkerMessage>({ type: "gw:bye" }));

@@ -271,6 +271,20 @@ test("SIGTERM with a request in flight: it completes, every process exits, exit 
     arrived,
     inFlight.then((r) => assert.fail(`answered before it reached the upstream: ${r.status} ${r.body}`)),
   ]);
+  // The workers report their in-flight counts once a second: the primary's status shows the request on b.
+  const inFlightOnB = async () => {
+    const s = JSON.parse((await request(`${admin}/admin/status`)).body) as {
+      pools: { upstreams: { id: string; inFlight: number; requests: number }[] }[];
+    };
+    return s.pools[0]!.upstreams.find((u) => u.id === `127.0.0.1:${b.port}`)!;
+  };
+  let seen = await inFlightOnB();
+  for (let i = 0; i < 50 && seen.inFlight !== 1; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    seen = await inFlightOnB();
+  }
+  assert.equal(seen.inFlight, 1, "the primary's status shows the request in flight in a worker");
+  assert.ok(seen.requests > 0, "and the attempts the workers sent");
   gw.child.kill("SIGTERM");
   await gw.logs.waitFor("shutdown_started", (l) => l.worker !== undefined);
   releaseSlow();
