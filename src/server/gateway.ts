@@ -10,7 +10,6 @@ import { GatewayMetrics } from "../metrics/metrics.ts";
 import { PolicySet } from "../policy/chain.ts";
 import { TrustedProxies } from "../policy/client-address.ts";
 import { redisClient } from "../registry/store-redis.ts";
-import { tierName } from "../pool/pool.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { ProxyHandler } from "../proxy/handler.ts";
 import { answerServerOptions, isServerOptions, refuseConnect } from "../proxy/own-answers.ts";
@@ -33,7 +32,11 @@ import {
   type ReloadResult,
   type StatusReport,
 } from "./status.ts";
+import { listen, ListenError, portOf } from "./listen.ts";
+import { runtimeObserver } from "./observer.ts";
 import { ConfigWatcher } from "./watch.ts";
+
+export { ListenError };
 
 export interface GatewayOptions {
   configPath: string;
@@ -74,41 +77,6 @@ export interface ClusterRole {
   notReady?(): string | undefined;
   /** primary: adds what the workers know (their breakers and tiers) to the status report. */
   status?(report: StatusReport): StatusReport;
-}
-
-const LISTEN_ERRORS: Record<string, string> = {
-  EADDRINUSE: "address already in use",
-  EACCES: "permission denied",
-  EADDRNOTAVAIL: "address not available on this machine",
-};
-
-/** A listener that could not be opened: the CLI prints its message as one line, without a stack. */
-export class ListenError extends Error {
-  override name = "ListenError";
-  constructor(
-    readonly address: string,
-    readonly code: string | undefined,
-    detail: string,
-  ) {
-    super(`cannot listen on ${address}: ${detail}`);
-  }
-}
-
-async function listen(server: http.Server, addr: ListenAddress): Promise<void> {
-  server.listen(addr.port, addr.host);
-  try {
-    await once(server, "listening");
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const host = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
-    const detail = (e.code && LISTEN_ERRORS[e.code]) ?? e.message;
-    throw new ListenError(`${host}:${addr.port}`, e.code, detail);
-  }
-}
-
-function portOf(server: http.Server): number {
-  const a = server.address();
-  return typeof a === "object" && a ? a.port : 0;
 }
 
 export class Gateway {
@@ -368,55 +336,12 @@ export class Gateway {
   }
 
   private observer(): RuntimeObserver {
-    const { log, metrics } = this;
-    const cluster = this.options.cluster;
-    const state = (h: boolean | undefined) => (h === undefined ? "unknown" : h ? "healthy" : "unhealthy");
-    return {
-      healthResult: (e, r) =>
-        metrics.healthChecks.inc({
-          pool: e.pool,
-          upstream: e.upstream.id,
-          result: r.ok ? "success" : "failure",
-        }),
-      healthChange: (e, c) => {
-        // In a worker the only source is a refused connection (it runs no probes): the primary decides and logs.
-        if (cluster?.kind === "worker") {
-          if (!c.up) cluster.refused?.(e, c.reason);
-          return;
-        }
-        (c.up ? log.info : log.warn)("health_change", {
-          pool: e.pool,
-          upstream: e.upstream.id,
-          url: e.spec.url,
-          from: state(c.from),
-          to: state(c.up),
-          reason: c.reason,
-        });
-        cluster?.changed?.();
-      },
-      breakerChange: (e, c) => {
-        (c.to === "open" ? log.warn : log.info)("breaker_change", {
-          pool: e.pool,
-          upstream: e.upstream.id,
-          from: c.from,
-          to: c.to,
-          reason: c.reason,
-        });
-        cluster?.viewChanged?.();
-      },
-      failover: (ev) => {
-        // The workers' pools decide where traffic goes (each with its own breakers) and report their switches.
-        if (cluster?.kind === "primary") return;
-        const to = tierName(ev.to);
-        log.warn("failover", { pool: ev.pool, from: tierName(ev.from), to, reason: ev.reason });
-        if (to !== "none") metrics.failovers.inc({ pool: ev.pool, to });
-        cluster?.viewChanged?.();
-      },
-      memberLeft: (e) => {
-        this.releaseWhenIdle(e, () => void metrics.removeUpstream(e.pool, e.upstream.id));
-        cluster?.changed?.();
-      },
-    };
+    return runtimeObserver({
+      log: this.log,
+      metrics: this.metrics,
+      cluster: this.options.cluster,
+      memberLeft: (e, then) => this.releaseWhenIdle(e, then),
+    });
   }
 
   readiness(): { ready: boolean; reason?: string; routesWithoutUpstream?: string[] } {
