@@ -34,7 +34,12 @@ function ipcLogger(worker: number): Logger {
       cb();
     },
   });
-  const inner = createLogger({ level: parseLogLevel(process.env.GATEWAY_LOG_LEVEL), stream: toPrimary });
+  // Each batch is an IPC message (a syscall), so batches are spaced as stdout's are.
+  const inner = createLogger({
+    level: parseLogLevel(process.env.GATEWAY_LOG_LEVEL),
+    stream: toPrimary,
+    batchMs: 5,
+  });
   const tag =
     (write: (msg: string, fields?: LogFields) => void) =>
     (msg: string, fields?: LogFields): void =>

@@ -34,7 +34,7 @@ export class BatchedWriter extends Writable {
 
   constructor(
     private readonly dest: Writable,
-    private readonly minIntervalMs = 5,
+    private readonly minIntervalMs = 0,
   ) {
     super({ decodeStrings: false });
   }
@@ -165,7 +165,16 @@ export function parseLogFormat(value: string | undefined): LogFormat | undefined
 }
 
 export function createLogger(
-  options: { level?: LogLevel; stream?: Writable; format?: LogFormat } = {},
+  options: {
+    level?: LogLevel;
+    stream?: Writable;
+    format?: LogFormat;
+    /**
+     * Least time between two writes while lines keep coming (BatchedWriter). By default 5 ms on stdout, whose
+     * writes block on a syscall; 0 on a stream in the process (a test's capture), which gets every turn's lines.
+     */
+    batchMs?: number;
+  } = {},
 ): Logger {
   const dest = options.stream ?? process.stdout;
   const tty = (dest as Partial<NodeJS.WriteStream>).isTTY === true;
@@ -176,7 +185,7 @@ export function createLogger(
     // A closed pipe (e.g. `gateway | head`) must not crash the process with an unhandled EPIPE.
     process.stdout.on("error", () => undefined);
   }
-  const stream = new BatchedWriter(dest);
+  const stream = new BatchedWriter(dest, options.batchMs ?? (dest === process.stdout ? 5 : 0));
   const w = winston.createLogger({
     level: options.level ?? parseLogLevel(process.env.GATEWAY_LOG_LEVEL),
     format: contractShape({ pretty: format === "pretty", color: tty && !process.env.NO_COLOR }),
