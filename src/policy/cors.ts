@@ -88,6 +88,12 @@ export class Cors {
 export function stripCorsHeaders(headers: Record<string, unknown>): void {
   // for-in, not Object.keys: no array per response.
   for (const name in headers) {
-    if (name.length > 15 && name.toLowerCase().startsWith("access-control-")) delete headers[name];
+    // Any case (a HeaderBag's names are lowercase, other callers' may not be); the first letter rules most out.
+    if (
+      name.length > 15 &&
+      (name.charCodeAt(0) | 0x20) === 0x61 &&
+      name.toLowerCase().startsWith("access-control-")
+    )
+      delete headers[name];
   }
 }
