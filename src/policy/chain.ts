@@ -6,9 +6,9 @@ import type { AuthConfig, GatewayConfig, PolicyConfig } from "../config/types.ts
 import type { Logger } from "../log/log.ts";
 import { ApiKeys } from "./api-keys.ts";
 import { TrustedProxies, cameOverHttps } from "./client-address.ts";
-import { Cors, isPreflight, stripCorsHeaders, type HeaderPairs } from "./cors.ts";
+import { Cors, isPreflight, stripCorsHeaders, type HeaderPairs, type SharedPairs } from "./cors.ts";
 import { JwtVerifier, type JwtFailure } from "./jwt.ts";
-import { RateLimit, rateLimitKeyOf, retryAfter, stateItem } from "./rate-limit.ts";
+import { RateLimit, rateLimitKeyOf, retryAfter, type RateLimitDecision } from "./rate-limit.ts";
 import { StickyCookie } from "./sticky.ts";
 
 export type { HeaderPairs } from "./cors.ts";
@@ -38,12 +38,27 @@ export type PolicyAnswer =
   | { error: "unauthorized" | "rate_limited"; message: string; headers: HeaderBag }
   | { status: number; headers: HeaderBag };
 
-/** What the request phase leaves for the response phase. */
+/** What the request phase returns: an answer, nothing (proxy it), or a promise of either when it must wait. */
+type Verdict = PolicyAnswer | undefined;
+
+/**
+ * What the request phase leaves for the response phase. Its values are shared (CORS pairs built once per policy)
+ * or strings: nothing per request but this object.
+ */
 interface ChainState {
-  /** Headers every answer carries: CORS, RateLimit. */
-  headers: HeaderPairs;
+  /** The CORS headers every answer carries (a preflight's: its whole set). */
+  cors: SharedPairs | undefined;
+  /** RateLimit-Policy and RateLimit, once the limits have counted. */
+  limitPolicy: string | undefined;
+  limitState: string | undefined;
+  /** Set by an auth when the Authorization header carried an API key: it is then not passed on. */
+  dropAuthorization: boolean;
   /** The sticky upstream the request's cookie named (current secret), if any. */
   stickyId: string | undefined;
+}
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === "function";
 }
 
 export interface PolicyDeps {
@@ -58,6 +73,10 @@ export interface PolicyDeps {
 const BEARER_RE = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 // header.payload.signature, each base64url: what a compact JWS looks like (an API key rarely does).
 const JWT_RE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+
+const NO_CREDENTIAL = { message: "This route needs an API key or a bearer token." };
+const NO_VALID_KEY = { message: "The API key is not valid." };
+const INVALID_TOKEN = { message: "The bearer token is not valid." };
 
 const JWT_MESSAGES: Record<JwtFailure, string> = {
   invalid: "The bearer token is not valid.",
@@ -83,13 +102,14 @@ export class Auth {
   }
 
   /**
-   * Checks the request's credentials. Returns the subject, or the reason for the 401. Marks in `strip` whether
-   * the Authorization header carried an API key (it is then not passed on).
+   * Checks the request's credentials. Returns the subject, or the reason for the 401; a promise only when jose
+   * must verify a token its cache does not hold. Marks in `strip` whether the Authorization header carried an
+   * API key (it is then not passed on).
    */
-  async check(
+  check(
     req: IncomingMessage,
-    strip: { authorization: boolean },
-  ): Promise<string | { message: string }> {
+    strip: { dropAuthorization: boolean },
+  ): string | { message: string } | Promise<string | { message: string }> {
     const h = req.headers;
     const apiKey = h["x-api-key"];
     if (typeof apiKey === "string" && this.keys.size > 0) {
@@ -98,25 +118,23 @@ export class Auth {
     }
     const bearer = typeof h.authorization === "string" ? BEARER_RE.exec(h.authorization)?.[1] : undefined;
     if (bearer === undefined) {
-      return {
-        message:
-          typeof apiKey === "string"
-            ? "The API key is not valid."
-            : "This route needs an API key or a bearer token.",
-      };
+      return typeof apiKey === "string" ? NO_VALID_KEY : NO_CREDENTIAL;
     }
     if (this.keys.size > 0) {
       const name = this.keys.match(bearer);
       if (name !== undefined) {
-        strip.authorization = true;
+        strip.dropAuthorization = true;
         return name;
       }
     }
-    if (this.jwt && JWT_RE.test(bearer)) {
-      const r = await this.jwt.verify(bearer);
-      return r.ok ? r.subject : { message: JWT_MESSAGES[r.reason] };
+    const jwt = this.jwt;
+    if (jwt && JWT_RE.test(bearer)) {
+      return (
+        jwt.cachedSubject(bearer) ??
+        jwt.verify(bearer).then((r) => (r.ok ? r.subject : { message: JWT_MESSAGES[r.reason] }))
+      );
     }
-    return { message: this.jwt ? "The bearer token is not valid." : "The API key is not valid." };
+    return jwt ? INVALID_TOKEN : NO_VALID_KEY;
   }
 
   get challengeHeaders(): HeaderPairs {
@@ -241,6 +259,9 @@ export class RouteChain {
   readonly response?: (ex: PolicyExchange, status: number, headers: HeaderBag) => void;
   /** True when the route has no policy and no sticky pool: the pipeline skips every phase. */
   readonly empty: boolean;
+  /** RateLimit-Policy when limit i is the last that counted: the items of limits 0..i, joined once. */
+  private readonly limitPolicies: readonly string[];
+  private readonly limitMessages: readonly string[];
 
   constructor(
     readonly route: string,
@@ -251,6 +272,15 @@ export class RouteChain {
     readonly sticky?: { cookie: StickyCookie; trusted: TrustedProxies },
   ) {
     this.empty = !cors && auths.length === 0 && limits.length === 0 && !sticky;
+    this.limitPolicies = limits.map((_, i) =>
+      limits
+        .slice(0, i + 1)
+        .map((l) => l.policyItem)
+        .join(", "),
+    );
+    this.limitMessages = limits.map(
+      (l) => `Rate limit ${l.name} exceeded; retry after the time in Retry-After.`,
+    );
     if (this.empty) return;
     this.request = (ex) => this.requestPhase(ex);
     this.response = (ex, status, headers) => this.responsePhase(ex, status, headers);
@@ -260,13 +290,24 @@ export class RouteChain {
   private state(ex: PolicyExchange): ChainState {
     let st = ex.policyState as ChainState | undefined;
     if (!st) {
-      st = { headers: [], stickyId: undefined };
+      st = {
+        cors: undefined,
+        limitPolicy: undefined,
+        limitState: undefined,
+        dropAuthorization: false,
+        stickyId: undefined,
+      };
       ex.policyState = st;
     }
     return st;
   }
 
-  private requestPhase(ex: PolicyExchange): PolicyAnswer | undefined | Promise<PolicyAnswer | undefined> {
+  /**
+   * Synchronous until something must wait (a JWT jose has not verified yet, a Redis or cluster limit): from
+   * there on the rest runs as a promise. A memory limit and API keys never wait, so such a route costs no
+   * promise and no microtask hop per request.
+   */
+  private requestPhase(ex: PolicyExchange): Verdict | Promise<Verdict> {
     const req = ex.req;
     const h = req.headers;
     const st = this.state(ex);
@@ -274,52 +315,78 @@ export class RouteChain {
       const origin = h.origin;
       if (isPreflight(req.method, origin, h["access-control-request-method"])) {
         // The preflight's own headers are the whole answer; the response phase adds nothing to them.
-        st.headers = this.cors.preflight(origin as string);
+        st.cors = this.cors.preflight(origin as string);
         return { status: 204, headers: {} };
       }
-      for (const pair of this.cors.actual(origin)) st.headers.push(pair);
+      st.cors = this.cors.actual(origin);
     }
-    if (this.auths.length === 0 && this.limits.length === 0) return undefined;
-    return this.guarded(ex, st);
+    if (this.auths.length > 0) return this.authFrom(ex, st, 0);
+    if (this.limits.length > 0) return this.limitFrom(ex, st, 0, "");
+    return undefined;
   }
 
-  private async guarded(ex: PolicyExchange, st: ChainState): Promise<PolicyAnswer | undefined> {
-    const h = ex.req.headers;
-    if (this.auths.length > 0) {
-      const strip = { authorization: false };
-      for (const auth of this.auths) {
-        const r = await auth.check(ex.req, strip);
-        if (typeof r !== "string") {
-          this.deps.rejected(this.route, auth.name, "unauthorized");
-          return { error: "unauthorized", message: r.message, headers: { "www-authenticate": "Bearer" } };
-        }
-        ex.subject ??= r;
-      }
-      // Credentials stop here: an API key is the gateway's business. A JWT's Authorization is passed on (the
-      // upstream may read its claims).
-      ex.dropUpstreamHeader("x-api-key");
-      if (strip.authorization) ex.dropUpstreamHeader("authorization");
+  /** Runs auth `i` and those after it, then the limits. */
+  private authFrom(ex: PolicyExchange, st: ChainState, i: number): Verdict | Promise<Verdict> {
+    const r = this.auths[i]!.check(ex.req, st);
+    return isPromise(r) ? r.then((v) => this.authed(ex, st, i, v)) : this.authed(ex, st, i, r);
+  }
+
+  private authed(
+    ex: PolicyExchange,
+    st: ChainState,
+    i: number,
+    r: string | { message: string },
+  ): Verdict | Promise<Verdict> {
+    if (typeof r !== "string") {
+      this.deps.rejected(this.route, this.auths[i]!.name, "unauthorized");
+      return { error: "unauthorized", message: r.message, headers: { "www-authenticate": "Bearer" } };
     }
-    if (this.limits.length > 0) {
-      const policies: string[] = [];
-      const states: string[] = [];
-      for (const limit of this.limits) {
-        const d = await limit.consume(rateLimitKeyOf(limit.config.key, ex.client, ex.subject, h));
-        policies.push(limit.policyItem);
-        states.push(stateItem(limit.name, d.remaining, d.resetMs));
-        if (!d.allowed) {
-          this.deps.rejected(this.route, limit.name, "rate_limited");
-          st.headers.push(["ratelimit-policy", policies.join(", ")], ["ratelimit", states.join(", ")]);
-          return {
-            error: "rate_limited",
-            message: `Rate limit ${limit.name} exceeded; retry after the time in Retry-After.`,
-            headers: { "retry-after": retryAfter(d.resetMs) },
-          };
-        }
-      }
-      st.headers.push(["ratelimit-policy", policies.join(", ")], ["ratelimit", states.join(", ")]);
+    ex.subject ??= r;
+    if (i + 1 < this.auths.length) return this.authFrom(ex, st, i + 1);
+    // Credentials stop here: an API key is the gateway's business. A JWT's Authorization is passed on (the
+    // upstream may read its claims).
+    ex.dropUpstreamHeader("x-api-key");
+    if (st.dropAuthorization) ex.dropUpstreamHeader("authorization");
+    return this.limits.length > 0 ? this.limitFrom(ex, st, 0, "") : undefined;
+  }
+
+  /** Counts limit `i` and those after it; `states`: the RateLimit items of the limits before it. */
+  private limitFrom(
+    ex: PolicyExchange,
+    st: ChainState,
+    i: number,
+    states: string,
+  ): Verdict | Promise<Verdict> {
+    const limit = this.limits[i]!;
+    const key = rateLimitKeyOf(limit.config.key, ex.client, ex.subject, ex.req.headers);
+    const now = limit.consumeNow(key);
+    if (now !== undefined) return this.counted(ex, st, i, states, now);
+    return limit.consume(key).then((d) => this.counted(ex, st, i, states, d));
+  }
+
+  private counted(
+    ex: PolicyExchange,
+    st: ChainState,
+    i: number,
+    states: string,
+    d: RateLimitDecision,
+  ): Verdict | Promise<Verdict> {
+    const limit = this.limits[i]!;
+    const item = limit.stateItem(d);
+    const all = i === 0 ? item : `${states}, ${item}`;
+    if (!d.allowed || i + 1 === this.limits.length) {
+      st.limitPolicy = this.limitPolicies[i];
+      st.limitState = all;
     }
-    return undefined;
+    if (!d.allowed) {
+      this.deps.rejected(this.route, limit.name, "rate_limited");
+      return {
+        error: "rate_limited",
+        message: this.limitMessages[i]!,
+        headers: { "retry-after": retryAfter(d.resetMs) },
+      };
+    }
+    return i + 1 < this.limits.length ? this.limitFrom(ex, st, i + 1, all) : undefined;
   }
 
   private preferSticky<U extends { readonly id: string }>(
@@ -339,9 +406,16 @@ export class RouteChain {
     const st = ex.policyState as ChainState | undefined;
     if (this.cors) stripCorsHeaders(headers);
     if (st) {
-      for (const [name, value] of st.headers) {
-        if (name === "vary") addVary(headers, value);
-        else headers[name] = value;
+      const cors = st.cors;
+      if (cors) {
+        for (const [name, value] of cors) {
+          if (name === "vary") addVary(headers, value);
+          else headers[name] = value;
+        }
+      }
+      if (st.limitPolicy !== undefined) {
+        headers["ratelimit-policy"] = st.limitPolicy;
+        headers.ratelimit = st.limitState;
       }
     }
     const sticky = this.sticky;

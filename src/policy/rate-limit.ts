@@ -64,7 +64,8 @@ export function ipv6Prefix64(ip: string): string {
 
 /** A client address as a rate-limit key: IPv4 as is, IPv6 by its /64. */
 export function addressKey(client: string): string {
-  return isIP(client) === 6 ? ipv6Prefix64(client) : client;
+  // No colon, no IPv6: most clients skip the parse.
+  return client.includes(":") && isIP(client) === 6 ? ipv6Prefix64(client) : client;
 }
 
 // Long header values would make long keys: past this length a key is its digest.
@@ -108,8 +109,22 @@ function fnv1a(text: string): number {
 }
 
 interface MemoryInternals {
-  _memoryStorage: { _storage: Map<string, unknown> };
+  _memoryStorage: {
+    _storage: Map<string, unknown>;
+    incrby(key: string, value: number, durationSec: number): RateLimiterRes;
+  };
   getKey(key: string | number): string;
+  points: number;
+  duration: number;
+  blockDuration: number;
+  execEvenly: boolean;
+}
+
+/** The key `key` counts against in a limiter bounded to `maxKeys`: its own, or an overflow counter while full. */
+function boundedKey(internals: MemoryInternals, maxKeys: number, key: string | number): string | number {
+  const storage = internals._memoryStorage._storage;
+  if (storage.size < maxKeys || storage.has(internals.getKey(key))) return key;
+  return `~overflow:${fnv1a(String(key)) % OVERFLOW_BUCKETS}`;
 }
 
 /**
@@ -121,15 +136,34 @@ interface MemoryInternals {
  */
 export function boundKeys(limiter: RateLimiterMemory, maxKeys: number): RateLimiterMemory {
   const internals = limiter as unknown as MemoryInternals;
-  const storage = internals._memoryStorage._storage;
   const consume = limiter.consume.bind(limiter);
-  limiter.consume = (key, points, options) => {
-    if (storage.size >= maxKeys && !storage.has(internals.getKey(key))) {
-      key = `~overflow:${fnv1a(String(key)) % OVERFLOW_BUCKETS}`;
-    }
-    return consume(key, points, options);
-  };
+  limiter.consume = (key, points, options) => consume(boundedKey(internals, maxKeys, key), points, options);
   return limiter;
+}
+
+/**
+ * RateLimiterMemory.consume(key) of a bounded limiter without its promise: the same storage call (`incrby` on the
+ * library's own store, so records, timers and dump/restore stay the library's) and the same arithmetic, for the
+ * options this module sets (no blockDuration, no execEvenly: any other gets undefined, and the promise path). A
+ * promise per request and its microtask hop cost more than the count itself (docs/benchmarks.md,
+ * bench:policies). A unit test holds it to the library's consume, decision for decision.
+ */
+function syncCounter(
+  limiter: RateLimiterMemory,
+  maxKeys: number,
+): ((key: string) => RateLimitDecision) | undefined {
+  const internals = limiter as unknown as MemoryInternals;
+  if (internals.blockDuration > 0 || internals.execEvenly) return undefined;
+  const store = internals._memoryStorage;
+  return (key) => {
+    const rlKey = internals.getKey(boundedKey(internals, maxKeys, key));
+    const consumed = store.incrby(rlKey, 1, internals.duration);
+    return {
+      allowed: consumed.consumedPoints <= internals.points,
+      remaining: Math.max(internals.points - consumed.consumedPoints, 0),
+      resetMs: consumed.msBeforeNext,
+    };
+  };
 }
 
 /** Keys held by a bounded memory limiter (bench and tests). */
@@ -200,6 +234,26 @@ function layered(
 }
 
 /**
+ * The synchronous decision of a memory limit, with its burst layer: what BurstyRateLimiter.consume resolves or
+ * rejects with (the burst is asked only once the window's points are spent; the wait is the nearer of the two).
+ */
+function decideNow(
+  main: RateLimiterMemory,
+  burst: RateLimiterMemory | undefined,
+  maxKeys: number,
+): ((key: string) => RateLimitDecision) | undefined {
+  const count = syncCounter(main, maxKeys);
+  const countBurst = burst ? syncCounter(burst, maxKeys) : undefined;
+  if (!count || (burst && !countBurst)) return undefined;
+  return (key) => {
+    const r = count(key);
+    if (r.allowed || !countBurst) return r;
+    const b = countBurst(key);
+    return { allowed: b.allowed, remaining: r.remaining, resetMs: Math.min(r.resetMs, b.resetMs) };
+  };
+}
+
+/**
  * One rateLimit policy's counters. Reject only: nothing is ever delayed (a queue holds sockets open, which is what
  * a flood wants).
  */
@@ -212,6 +266,10 @@ export class RateLimit {
   private storeDown = false;
   /** The memory limiter of a single process, for the bench and tests. */
   readonly memory: RateLimiterMemory | undefined;
+  /** The same count without a promise, when the store is this process's memory (neither Redis nor cluster). */
+  private readonly now: ((key: string) => RateLimitDecision) | undefined;
+  /** `"NAME";r=`: the fixed head of this limit's RateLimit item. */
+  private readonly stateHead: string;
 
   constructor(
     readonly name: string,
@@ -219,6 +277,7 @@ export class RateLimit {
     private readonly deps: RateLimitDeps,
   ) {
     this.policyItem = policyItem(name, config.points, config.window / 1000);
+    this.stateHead = `"${name}";r=`;
     const id = createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 12);
     const local = (prefix: string) => {
       const mems: RateLimiterMemory[] = [];
@@ -231,7 +290,7 @@ export class RateLimit {
         prefix,
         config,
       );
-      return { consumer: c, main: mems[0] };
+      return { consumer: c, main: mems[0]!, burst: mems[1] };
     };
     if (config.store === "redis" && deps.redis !== undefined) {
       const prefix = `${deps.redisPrefix ?? "gateway"}:rl:${name}:${id}`;
@@ -264,7 +323,21 @@ export class RateLimit {
       const l = local(`rl:${name}:${id}`);
       this.primary = l.consumer;
       this.memory = l.main;
+      this.now = decideNow(l.main, l.burst, config.maxKeys);
     }
+  }
+
+  /**
+   * Counts one request against `key` at once, or returns undefined when the store must be asked (Redis, the
+   * cluster primary): then `consume`. Same counters and same decisions as `consume` on a memory store.
+   */
+  consumeNow(key: string): RateLimitDecision | undefined {
+    return this.now?.(key);
+  }
+
+  /** The RateLimit item of a decision of this limit: `stateItem(name, ...)` with its head built once. */
+  stateItem(d: RateLimitDecision): string {
+    return `${this.stateHead}${Math.max(0, d.remaining)};t=${Math.max(0, Math.ceil(d.resetMs / 1000))}`;
   }
 
   /** Counts one request against `key`. */

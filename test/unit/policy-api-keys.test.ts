@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
-import { ApiKeys, sha256Hex } from "../../src/policy/api-keys.ts";
+import { ApiKeys, DIGEST_CACHE_SIZE, sha256Hex } from "../../src/policy/api-keys.ts";
 
 const keys = new ApiKeys([
   { name: "panel-web", sha256: sha256Hex("web-secret-1") },
@@ -29,4 +29,29 @@ test("the compare holds digests only: no plain key is kept in the object", () =>
   const k = new ApiKeys([{ name: "n", sha256: sha256Hex("plain-key-value") }]);
   assert.ok(!JSON.stringify(k).includes("plain-key-value"));
   assert.ok(!inspect(k, { depth: 5 }).includes("plain-key-value"));
+});
+
+test("the digests of presented keys are cached, bounded, and never shown", () => {
+  const k = new ApiKeys([{ name: "n", sha256: sha256Hex("plain-key-value") }], 8);
+  assert.equal(k.match("plain-key-value"), "n");
+  assert.equal(k.match("plain-key-value"), "n", "a cached digest matches as the computed one did");
+  assert.equal(k.cachedDigests, 1);
+  // A spray of distinct wrong keys never holds more than the bound, and the right key still matches after it.
+  for (let i = 0; i < 100; i++) assert.equal(k.match(`wrong-${i}`), undefined);
+  assert.equal(k.cachedDigests, 8);
+  assert.equal(k.match("plain-key-value"), "n");
+  assert.equal(k.match("wrong-99"), undefined);
+  // Header-sized keys are digested each time, not kept.
+  const before = k.cachedDigests;
+  assert.equal(k.match("x".repeat(4096)), undefined);
+  assert.equal(k.cachedDigests, before);
+  // Presented keys live in a private field: neither JSON nor inspect shows them.
+  assert.ok(!JSON.stringify(k).includes("plain-key-value"));
+  assert.ok(!inspect(k, { depth: 5, showHidden: true }).includes("plain-key-value"));
+});
+
+test("the default digest cache holds DIGEST_CACHE_SIZE keys at most", () => {
+  const k = new ApiKeys([{ name: "n", sha256: sha256Hex("k") }]);
+  for (let i = 0; i < DIGEST_CACHE_SIZE + 500; i++) k.match(`spray-${i}`);
+  assert.equal(k.cachedDigests, DIGEST_CACHE_SIZE);
 });

@@ -1,6 +1,7 @@
 // Compiled chains without sockets: the contract's order whatever the listed order, the last cors, every auth,
 // stacked limits, credential headers, and policy state kept over a reload when the policy did not change.
 import { test } from "node:test";
+import { createHmac } from "node:crypto";
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { Writable } from "node:stream";
@@ -164,4 +165,59 @@ test("a reload keeps the counters of an unchanged limit and starts a changed one
   assert.notEqual(changed.set.rateLimit("limit-b"), first.set.rateLimit("limit-b"));
   assert.equal(changed.set.auth("keys"), first.set.auth("keys"));
   assert.equal((await run(changed.chain, "GET", { "x-api-key": "web-key-123" })).status, 200);
+});
+
+test("API keys and memory limits answer synchronously; only an unverified JWT makes the request phase wait", async () => {
+  const secret = "chain-test-secret-0123456789-abcdef";
+  const { chain } = setup(`
+pools:
+  app: { upstreams: [{ url: "http://127.0.0.1:9" }] }
+routes:
+  - { prefix: /, pool: app, policies: [edge, tok] }
+policies:
+  edge:
+    cors: { origins: ["https://a.example"] }
+    rateLimit: { rate: 100/s }
+  tok:
+    auth:
+      apiKeys: [{ name: web, key: web-key-123 }]
+      jwt: { secret: ${secret}, algorithms: [HS256] }
+`);
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "alice", exp: Math.floor(Date.now() / 1000) + 600 })}`;
+  const token = `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+  const exchange = (headers: Record<string, string>): PolicyExchange => ({
+    req: { method: "GET", headers, socket: { remoteAddress: "198.51.100.1" } } as unknown as IncomingMessage,
+    client: "198.51.100.1",
+    subject: undefined,
+    target: undefined,
+    policyState: undefined,
+    dropUpstreamHeader: () => undefined,
+  });
+  const isPromise = (v: unknown) => typeof (v as { then?: unknown } | undefined)?.then === "function";
+
+  const keyed = exchange({ origin: "https://a.example", "x-api-key": "web-key-123" });
+  const v1 = chain.request!(keyed);
+  assert.equal(isPromise(v1), false);
+  assert.equal(v1, undefined);
+  assert.equal(keyed.subject, "web");
+  const h: HeaderBag = {};
+  chain.response!(keyed, 200, h);
+  assert.equal(h["access-control-allow-origin"], "https://a.example");
+  assert.equal(h["ratelimit-policy"], '"edge";q=100;w=1');
+  assert.match(String(h.ratelimit), /^"edge";r=99;t=1$/);
+
+  assert.equal(isPromise(chain.request!(exchange({}))), false, "a 401 is decided at once too");
+
+  // A token jose has not verified yet waits for it; once cached, the same token is decided at once.
+  const cold = exchange({ authorization: `Bearer ${token}` });
+  const v2 = chain.request!(cold);
+  assert.equal(isPromise(v2), true);
+  assert.equal(await v2, undefined);
+  assert.equal(cold.subject, "alice");
+  const warm = exchange({ authorization: `Bearer ${token}` });
+  const v3 = chain.request!(warm);
+  assert.equal(isPromise(v3), false);
+  assert.equal(v3, undefined);
+  assert.equal(warm.subject, "alice");
 });

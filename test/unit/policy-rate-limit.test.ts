@@ -98,3 +98,36 @@ test("a spray of distinct keys cannot grow the store past maxKeys, and overflowe
   // A key held before the store filled keeps its own counter.
   assert.equal((await rl.consume("spray-1")).allowed, false);
 });
+
+test("a memory limit decides at once (no promise), exactly as the library's consume does", async () => {
+  for (const over of [{}, { points: 3, burst: 2 }, { points: 2, maxKeys: 5 }]) {
+    const now = new RateLimit("p", cfg(over), { log: quiet });
+    const viaLibrary = new RateLimit("p", cfg(over), { log: quiet });
+    for (let i = 0; i < 60; i++) {
+      // A few keys again and again, then new ones: windows spent, burst used, the store full.
+      const key = i < 30 ? `k${i % 3}` : `n${i}`;
+      const a = now.consumeNow(key);
+      assert.ok(a !== undefined, "a memory store decides synchronously");
+      const b = await viaLibrary.consume(key);
+      assert.equal(a.allowed, b.allowed, `${JSON.stringify(over)} #${i} allowed`);
+      assert.equal(a.remaining, b.remaining, `${JSON.stringify(over)} #${i} remaining`);
+      assert.ok(Math.abs(a.resetMs - b.resetMs) <= 50, `${JSON.stringify(over)} #${i} resetMs`);
+    }
+    assert.equal(storedKeys(now.memory!), storedKeys(viaLibrary.memory!));
+  }
+});
+
+test("consumeNow and consume count against the same budget", async () => {
+  const rl = new RateLimit("p", cfg({ points: 4 }), { log: quiet });
+  assert.equal(rl.consumeNow("k")?.remaining, 3);
+  assert.equal((await rl.consume("k")).remaining, 2);
+  assert.equal(rl.consumeNow("k")?.remaining, 1);
+  assert.equal((await rl.consume("k")).remaining, 0);
+  assert.equal(rl.consumeNow("k")?.allowed, false);
+  assert.equal(rl.stateItem(rl.consumeNow("k")!), `"p";r=0;t=1`);
+});
+
+test("a redis limit has no synchronous decision: it must ask its store", () => {
+  const rl = new RateLimit("p", cfg({ store: "redis" }), { log: quiet, redis: {} });
+  assert.equal(rl.consumeNow("k"), undefined);
+});
