@@ -98,6 +98,10 @@ const BOUND_CACHE_MS = 10_000;
 const CONFLICT_SCAN_EVERY_MS = 10_000;
 const PROBE_ROUNDS = 16;
 
+function sameMember(a: MemberSpec, b: MemberSpec): boolean {
+  return a.id === b.id && a.url === b.url && a.weight === b.weight && a.healthPath === b.healthPath;
+}
+
 function authority(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
@@ -148,7 +152,7 @@ export class Registry {
   }
 
   async start(): Promise<void> {
-    this.store.on("change", () => this.scheduleApply());
+    this.store.on("change", (ids) => this.onChange(ids));
     this.store.on("down", (reason) => {
       this.guard.storeDown();
       this.log.error("registry_store_down", { store: this.store.kind, reason });
@@ -188,6 +192,7 @@ export class Registry {
     this.reg = next;
     this.setTypes(next);
     this.guard.setTtl(next.ttl, reapInterval(next.ttl));
+    this.dirty = "all";
     this.apply();
     return warnings;
   }
@@ -218,8 +223,22 @@ export class Registry {
   }
 
   private applyPending = false;
+  /** Each discovering pool's members as last handed to the sink, by allocation id. */
+  private members = new Map<string, Map<string, MemberSpec>>();
+  /**
+   * Allocations changed since the last apply, from the store's change events; "all" when anything may have
+   * changed (start, a reload, a resync), which re-applies the whole snapshot.
+   */
+  private dirty: Set<string> | "all" = "all";
 
-  // A burst of changes (hundreds of allocations, a resync) is applied once per loop turn, not once per change.
+  private onChange(ids: readonly string[] | undefined): void {
+    if (!ids) this.dirty = "all";
+    else if (this.dirty !== "all") for (const id of ids) this.dirty.add(id);
+    this.scheduleApply();
+  }
+
+  // Changes that come from elsewhere (another gateway, a reap) are applied once per loop turn; writes answered
+  // here apply at once, so a member is in its pool before its allocation is answered.
   private scheduleApply(): void {
     if (this.applyPending) return;
     this.applyPending = true;
@@ -228,37 +247,78 @@ export class Registry {
     });
   }
 
-  /** Applies the store's snapshot: discovering pools get its active allocations, the rest get health-checked. */
+  /**
+   * Applies the store's changes: discovering pools get its active allocations, the rest get health-checked. Only
+   * the allocations changed since the last apply are looked at, and only the pools they changed are synced, so a
+   * write costs the same with ten allocations as with ten thousand (a whole-snapshot apply per write made a
+   * burst of allocations quadratic).
+   */
   apply(): void {
     this.applyPending = false;
     if (this.closed) return;
-    const records = [...this.store.snapshot().values()];
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    const snapshot = this.store.snapshot();
     const sink = this.deps.sink();
-    for (const pc of this.config.pools) {
-      if (!pc.discover) continue;
-      const members = records
-        .filter((r) => r.status === "active" && this.discovers(pc, r))
-        .map((r) => ({
-          id: this.memberId(r),
-          url: `http://${authority(r.host, r.port)}`,
-          weight: r.weight,
-          ...(r.healthPath ? { healthPath: r.healthPath } : {}),
-          allocationId: r.id,
-        }));
-      sink?.syncDiscovered(pc.name, members);
-    }
-    // What no pool checks (undiscovered, or expired and so out of its pools) the registry checks itself.
-    const undiscovered = new Map(
-      records.filter((r) => r.status !== "active" || this.poolsOf(r).length === 0).map((r) => [r.id, r]),
-    );
-    for (const [id, c] of this.checkers) {
-      const r = undiscovered.get(id);
-      if (!r || c.path !== this.checkPath(r)) {
+    const discovering = this.config.pools.filter((pc) => pc.discover);
+    if (dirty === "all") {
+      this.members = new Map(discovering.map((pc) => [pc.name, new Map<string, MemberSpec>()]));
+      for (const [id, c] of this.checkers) {
+        if (snapshot.has(id)) continue;
         c.checker.stop();
         this.checkers.delete(id);
       }
+      for (const r of snapshot.values()) this.place(r.id, r, discovering);
+      // Every pool, changed or not: after a reload the sink is a new runtime.
+      for (const pc of discovering) sink?.syncDiscovered(pc.name, [...this.members.get(pc.name)!.values()]);
+      return;
     }
-    for (const r of undiscovered.values()) if (!this.checkers.has(r.id)) this.watch(r);
+    if (dirty.size === 0) return;
+    const touched = new Set<string>();
+    for (const id of dirty) this.place(id, snapshot.get(id), discovering, touched);
+    for (const name of touched) sink?.syncDiscovered(name, [...this.members.get(name)!.values()]);
+  }
+
+  /**
+   * Puts one allocation (undefined: gone) where it belongs: a member of each pool that discovers it while it is
+   * active, else watched by the registry's own checker. Names the pools whose membership changed in `touched`.
+   */
+  private place(
+    id: string,
+    r: AllocationRecord | undefined,
+    discovering: readonly PoolConfig[],
+    touched?: Set<string>,
+  ): void {
+    let inPool = false;
+    for (const pc of discovering) {
+      const members = this.members.get(pc.name)!;
+      const want = r && r.status === "active" && this.discovers(pc, r) ? this.memberSpec(r) : undefined;
+      const have = members.get(id);
+      if (want) inPool = true;
+      if (!want) {
+        if (have && members.delete(id)) touched?.add(pc.name);
+      } else if (!have || !sameMember(have, want)) {
+        members.set(id, want);
+        touched?.add(pc.name);
+      }
+    }
+    // What no pool checks (undiscovered, or expired and so out of its pools) the registry checks itself.
+    const own = this.checkers.get(id);
+    if (own && (!r || inPool || own.path !== this.checkPath(r))) {
+      own.checker.stop();
+      this.checkers.delete(id);
+    }
+    if (r && !inPool && !this.checkers.has(id)) this.watch(r);
+  }
+
+  private memberSpec(r: AllocationRecord): MemberSpec {
+    return {
+      id: this.memberId(r),
+      url: `http://${authority(r.host, r.port)}`,
+      weight: r.weight,
+      ...(r.healthPath ? { healthPath: r.healthPath } : {}),
+      allocationId: r.id,
+    };
   }
 
   private checkPath(r: AllocationRecord): string {

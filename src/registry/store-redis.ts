@@ -219,27 +219,34 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
       this.resync().catch(() => {});
       return;
     }
-    this.applyEvent(ev);
+    const ids = this.applyEvent(ev);
     this.rev = ev.rev;
-    this.emit("change");
+    this.emit("change", ids);
   }
 
-  private applyEvent(ev: StoreEvent): void {
+  /** Returns the ids the event changed. */
+  private applyEvent(ev: StoreEvent): string[] {
+    const ids: string[] = [];
     const put = (json: string) => {
       const r = JSON.parse(json) as AllocationRecord;
       this.records.set(r.id, r);
+      ids.push(r.id);
     };
     if (ev.rec) put(ev.rec);
     for (const json of ev.recs ?? []) put(json);
-    if (ev.id && (ev.op === "release" || ev.op === "remove")) this.records.delete(ev.id);
+    if (ev.id && (ev.op === "release" || ev.op === "remove")) {
+      this.records.delete(ev.id);
+      ids.push(ev.id);
+    }
     this.sawData = true;
+    return ids;
   }
 
   /** Applies the answer of one of our own writes at once, so the writer reads its own write. */
-  private ownWrite(rev: number, apply: () => void): void {
+  private ownWrite(rev: number, ids: readonly string[], apply: () => void): void {
     apply();
     if (rev === this.rev + 1) this.rev = rev;
-    this.emit("change");
+    this.emit("change", ids);
   }
 
   /** Re-reads the whole store (one at a time; a request while one runs makes it run once more). */
@@ -356,7 +363,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
     }
     const [rev, json] = reply as [number, string];
     const r = JSON.parse(json) as AllocationRecord;
-    this.ownWrite(rev, () => this.records.set(r.id, r));
+    this.ownWrite(rev, [r.id], () => this.records.set(r.id, r));
     return { ok: true, record: r };
   }
 
@@ -374,12 +381,12 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
       ),
     );
     if (!reply) {
-      this.ownWrite(-1, () => this.records.delete(id));
+      this.ownWrite(-1, [id], () => this.records.delete(id));
       return undefined;
     }
     const [rev, json] = reply as [number, string];
     const r = JSON.parse(json) as AllocationRecord;
-    this.ownWrite(rev, () => this.records.set(r.id, r));
+    this.ownWrite(rev, [r.id], () => this.records.set(r.id, r));
     return r;
   }
 
@@ -408,7 +415,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
         ),
       );
       if (!reply) {
-        this.ownWrite(-1, () => this.records.delete(id));
+        this.ownWrite(-1, [id], () => this.records.delete(id));
         return undefined;
       }
       if (reply[0] === "kept") return undefined;
@@ -418,7 +425,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
       }
       const [rev, json] = reply as [number, string];
       const r = JSON.parse(json) as AllocationRecord;
-      this.ownWrite(rev, () => this.records.delete(id));
+      this.ownWrite(rev, [id], () => this.records.delete(id));
       return r;
     }
     return undefined;
@@ -442,7 +449,12 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
       ),
     );
     const out: ReapResult = { expired: expired.map((j) => JSON.parse(j) as AllocationRecord), removed: [] };
-    if (out.expired.length) this.ownWrite(rev, () => out.expired.forEach((r) => this.records.set(r.id, r)));
+    if (out.expired.length)
+      this.ownWrite(
+        rev,
+        out.expired.map((r) => r.id),
+        () => out.expired.forEach((r) => this.records.set(r.id, r)),
+      );
     for (const json of due) {
       const r = await this.remove((JSON.parse(json) as AllocationRecord).id, "reap");
       if (r) out.removed.push(r);
