@@ -5,7 +5,7 @@ import { HealthChecker } from "../health/checker.ts";
 import type { Logger } from "../log/log.ts";
 import type { GatewayMetrics, RegistryMetricsSnapshot } from "../metrics/metrics.ts";
 import type { HealthState } from "../pool/upstream.ts";
-import { capacity, formatRange, hostKey, type TypeSpec, type TypeTable } from "./allocate.ts";
+import { capacity, formatRange, hostKey, rangeChain, type TypeSpec, type TypeTable } from "./allocate.ts";
 import { expiresAt, reapInterval, ReapGuard, type GuardDecision } from "./lease.ts";
 import { isLocalHost, portBound, sameHost } from "./probe.ts";
 import { StoreUnavailableError, type AllocationRecord, type RegistryStore } from "./store.ts";
@@ -96,6 +96,7 @@ export interface ConflictView {
 // A port found bound stays excluded this long, so a burst of allocations does not probe it again each time.
 const BOUND_CACHE_MS = 10_000;
 const CONFLICT_SCAN_EVERY_MS = 10_000;
+const STATIC_EXCLUDED_MS = 5_000;
 const PROBE_ROUNDS = 16;
 
 function sameMember(a: MemberSpec, b: MemberSpec): boolean {
@@ -127,6 +128,8 @@ export class Registry {
   /** Writes being handled now: after a stall the reap waits until they are done. */
   private writes = 0;
   private readonly bound = new Map<string, number>();
+  /** Reserved and static upstream ports per host key, for the config in force. */
+  private staticExcluded: { config: GatewayConfig; at: number; byHost: Map<string, number[]> } | undefined;
   /** Checkers of allocations no pool discovers (the directory still shows their health). */
   private readonly checkers = new Map<
     string,
@@ -410,25 +413,37 @@ export class Registry {
 
   /** Ports never allocated on `host` besides the allocated ones: reserved, static upstreams, own listeners. */
   private excluded(host: string): number[] {
-    const out = new Set(this.reserved);
-    for (const pc of this.config.pools) {
-      for (const u of pc.upstreams) {
-        const url = new URL(u.url);
-        const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-        if (sameHost(url.hostname, host)) out.add(port);
+    const key = hostKey(host);
+    const now = this.now();
+    // Parsing every static upstream's URL per allocation cost more than the allocation itself with 200 of them;
+    // the answer only changes with the config (or, rarely, this machine's addresses: hence the age limit).
+    if (this.staticExcluded?.config !== this.config || now - this.staticExcluded.at > STATIC_EXCLUDED_MS)
+      this.staticExcluded = { config: this.config, at: now, byHost: new Map() };
+    let fixed = this.staticExcluded.byHost.get(key);
+    if (!fixed) {
+      const set = new Set(this.reserved);
+      for (const pc of this.config.pools) {
+        for (const u of pc.upstreams) {
+          const url = new URL(u.url);
+          const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+          if (sameHost(url.hostname, host)) set.add(port);
+        }
       }
+      fixed = [...set];
+      this.staticExcluded.byHost.set(key, fixed);
     }
+    const out = [...fixed];
+    // Listeners are read each time: a port-0 listener only has its port once it listens.
     const local = isLocalHost(host);
     for (const l of this.deps.listeners()) {
       const wildcard = l.host === "0.0.0.0" || l.host === "::" || l.host === "";
-      if ((wildcard && local) || sameHost(l.host, host)) out.add(l.port);
+      if ((wildcard && local) || sameHost(l.host, host)) out.push(l.port);
     }
-    const now = this.now();
-    for (const [key, until] of this.bound) {
-      if (until < now) this.bound.delete(key);
-      else if (key.startsWith(`${hostKey(host)} `)) out.add(Number(key.slice(key.indexOf(" ") + 1)));
+    for (const [k, until] of this.bound) {
+      if (until < now) this.bound.delete(k);
+      else if (k.startsWith(`${key} `)) out.push(Number(k.slice(k.indexOf(" ") + 1)));
     }
-    return [...out];
+    return out;
   }
 
   /** A write the API refused before it reached the store (a body that failed validation). */
@@ -458,15 +473,14 @@ export class Registry {
       ...(req.preferred_port !== undefined ? { preferred: req.preferred_port } : {}),
       ...(req.required ? { required: true } : {}),
     };
-    const extra: number[] = [];
+    // Only excluded ports the store could pick matter: the redis store passes each one to its script.
+    const ranges = rangeChain(this.types, req.service_type).map((t) => this.types.get(t)!.range);
+    const matters = (p: number) =>
+      p === req.preferred_port || ranges.some((g) => p >= g.first && p <= g.last);
+    const exclude = this.excluded(host).filter(matters);
     const r = await this.write("allocate", async () => {
       for (let round = 0; round < PROBE_ROUNDS; round++) {
-        const res = await this.store.allocate({
-          record,
-          request,
-          types: this.types,
-          exclude: [...this.excluded(host), ...extra],
-        });
+        const res = await this.store.allocate({ record, request, types: this.types, exclude });
         if (!res.ok) {
           const message =
             res.error === "port_unavailable"
@@ -477,7 +491,7 @@ export class Registry {
         // Advisory: a port some process already listens on is skipped (the probe cannot see the future).
         if (!probe || !(await portBound(res.record.port))) return res.record;
         this.bound.set(`${hostKey(host)} ${res.record.port}`, this.now() + BOUND_CACHE_MS);
-        extra.push(res.record.port);
+        exclude.push(res.record.port);
         await this.store.release(res.record.id);
       }
       throw new RegistryError("range_exhausted", `No free port for type ${req.service_type} on ${host}.`);
