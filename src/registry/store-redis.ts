@@ -81,6 +81,8 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
   private up = false;
   private downReported = false;
   private syncing: Promise<void> | undefined;
+  /** While a resync reads the store: what happened meanwhile, by rev (see readAll). */
+  private sinceRead: { rev: number; event: boolean; apply: () => void }[] | undefined;
   private resyncAgain = false;
   private poll: NodeJS.Timeout | undefined;
   private closed = false;
@@ -200,8 +202,20 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
   private async pollRev(): Promise<void> {
     if (this.closed || this.client.status !== "ready") return;
     try {
+      const before = this.rev;
       const remote = Number((await this.client.get(this.key("rev"))) ?? 0);
-      if (remote !== this.rev) await this.resync();
+      // Below what this gateway had already seen: Redis lost its data (flushed, or restarted between two polls).
+      if (remote < before) return await this.resync();
+      // The events up to `remote` were published before GET answered, but they travel on the other connection and
+      // may not have been read yet (and events read meanwhile may have taken this.rev past `remote`): during a
+      // burst the poll nearly always saw a difference and re-read the whole store each second. A PING on the
+      // subscriber answers after those events, so a gap still there then is a lost event.
+      if (this.rev >= remote) return;
+      if (this.sub.status === "ready") {
+        await this.sub.ping();
+        if (this.rev >= remote) return;
+      }
+      await this.resync();
     } catch {
       // The connection events report the outage.
     }
@@ -214,6 +228,11 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
     try {
       ev = JSON.parse(message) as StoreEvent;
     } catch {
+      return;
+    }
+    if (this.sinceRead) {
+      // A resync is reading the store: this event may be newer than what it reads; it is replayed on top.
+      this.sinceRead.push({ rev: ev.rev, event: true, apply: () => this.applyEvent(ev) });
       return;
     }
     if (ev.rev <= this.rev) return;
@@ -247,6 +266,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
   /** Applies the answer of one of our own writes at once, so the writer reads its own write. */
   private ownWrite(rev: number, ids: readonly string[], apply: () => void): void {
     apply();
+    this.sinceRead?.push({ rev, event: false, apply });
     if (rev === this.rev + 1) this.rev = rev;
     this.emit("change", ids);
   }
@@ -272,7 +292,19 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
 
   private async readAll(mayWriteBack = true): Promise<void> {
     if (this.client.status !== "ready") throw new StoreUnavailableError(`redis ${this.client.status}`);
-    const res = await this.client.multi().get(this.key("rev")).hgetall(this.key("alloc")).exec();
+    // Events and own writes from now on may be newer than the snapshot (they can be read before its answer, on
+    // the other connection): replaying them on top keeps them, where clearing the map lost them and moved the
+    // rev back, so the next event looked like a gap and a burst turned into one resync after another.
+    this.sinceRead = [];
+    let res;
+    try {
+      res = await this.client.multi().get(this.key("rev")).hgetall(this.key("alloc")).exec();
+    } catch (err) {
+      this.sinceRead = undefined;
+      throw err;
+    }
+    const since = this.sinceRead;
+    this.sinceRead = undefined;
     if (!res) throw new StoreUnavailableError("transaction aborted");
     const [[e1, revText], [e2, all]] = res as [
       [Error | null, string | null],
@@ -294,6 +326,12 @@ export class RedisStore extends EventEmitter<StoreEvents> implements RegistrySto
     }
     if (entries.length > 0) this.sawData = true;
     this.rev = remote;
+    for (const e of since.filter((x) => x.rev > remote).sort((a, b) => a.rev - b.rev)) {
+      e.apply();
+      if (e.rev === this.rev + 1) this.rev = e.rev;
+      // Events arrive in order and complete, so one that skips a rev means some were lost: read again.
+      else if (e.event && e.rev > this.rev) this.resyncAgain = true;
+    }
     this.emit("change");
   }
 
