@@ -280,6 +280,8 @@ export class Registry {
     const touched = new Set<string>();
     for (const id of dirty) this.place(id, snapshot.get(id), discovering, touched);
     for (const name of touched) sink?.syncDiscovered(name, [...this.members.get(name)!.values()]);
+    // Nowhere to hand membership to yet: the next apply hands over all of it.
+    if (!sink && touched.size) this.dirty = "all";
   }
 
   /**
