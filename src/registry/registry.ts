@@ -114,6 +114,15 @@ export function createStore(config: GatewayConfig, now?: () => number): Registry
   return new MemoryStore(now);
 }
 
+/** The registry's own check of an allocation no pool checks. */
+interface CheckerEntry {
+  checker: HealthChecker;
+  health: HealthState;
+  path: string;
+  /** The first probe, until it has run. */
+  first: NodeJS.Timeout | undefined;
+}
+
 export class Registry {
   readonly store: RegistryStore;
   private config: GatewayConfig;
@@ -131,10 +140,7 @@ export class Registry {
   /** Reserved and static upstream ports per host key, for the config in force. */
   private staticExcluded: { config: GatewayConfig; at: number; byHost: Map<string, number[]> } | undefined;
   /** Checkers of allocations no pool discovers (the directory still shows their health). */
-  private readonly checkers = new Map<
-    string,
-    { checker: HealthChecker; health: HealthState; path: string }
-  >();
+  private readonly checkers = new Map<string, CheckerEntry>();
   private conflictScan: { at: number; result: Promise<ConflictView[]> } | undefined;
 
   constructor(
@@ -172,8 +178,7 @@ export class Registry {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reapTimer) clearTimeout(this.reapTimer);
-    for (const c of this.checkers.values()) c.checker.stop();
-    this.checkers.clear();
+    for (const id of [...this.checkers.keys()]) this.unwatch(id);
     await this.reaping;
     await this.store.close();
   }
@@ -266,11 +271,7 @@ export class Registry {
     const discovering = this.config.pools.filter((pc) => pc.discover);
     if (dirty === "all") {
       this.members = new Map(discovering.map((pc) => [pc.name, new Map<string, MemberSpec>()]));
-      for (const [id, c] of this.checkers) {
-        if (snapshot.has(id)) continue;
-        c.checker.stop();
-        this.checkers.delete(id);
-      }
+      for (const id of [...this.checkers.keys()]) if (!snapshot.has(id)) this.unwatch(id);
       for (const r of snapshot.values()) this.place(r.id, r, discovering);
       // Every pool, changed or not: after a reload the sink is a new runtime.
       for (const pc of discovering) sink?.syncDiscovered(pc.name, [...this.members.get(pc.name)!.values()]);
@@ -295,13 +296,18 @@ export class Registry {
     touched?: Set<string>,
   ): void {
     let inPool = false;
+    let lastHealth: HealthState | undefined;
     for (const pc of discovering) {
       const members = this.members.get(pc.name)!;
       const want = r && r.status === "active" && this.discovers(pc, r) ? this.memberSpec(r) : undefined;
       const have = members.get(id);
       if (want) inPool = true;
       if (!want) {
-        if (have && members.delete(id)) touched?.add(pc.name);
+        if (!have) continue;
+        // Leaving (expired): the pool still holds it until the sync below, so its last verdict can be read.
+        lastHealth ??= this.deps.sink()?.memberHealth(pc.name, have.id);
+        members.delete(id);
+        touched?.add(pc.name);
       } else if (!have || !sameMember(have, want)) {
         members.set(id, want);
         touched?.add(pc.name);
@@ -309,11 +315,8 @@ export class Registry {
     }
     // What no pool checks (undiscovered, or expired and so out of its pools) the registry checks itself.
     const own = this.checkers.get(id);
-    if (own && (!r || inPool || own.path !== this.checkPath(r))) {
-      own.checker.stop();
-      this.checkers.delete(id);
-    }
-    if (r && !inPool && !this.checkers.has(id)) this.watch(r);
+    if (own && (!r || inPool || own.path !== this.checkPath(r))) this.unwatch(id);
+    if (r && !inPool && !this.checkers.has(id)) this.watch(r, lastHealth);
   }
 
   private memberSpec(r: AllocationRecord): MemberSpec {
@@ -330,13 +333,15 @@ export class Registry {
     return r.healthPath ?? (this.poolsOf(r)[0]?.healthCheck ?? this.config.defaults.healthCheck).path;
   }
 
-  private watch(r: AllocationRecord): void {
+  /** `health`: the verdict of the pool it just left, shown until the registry's own first check. */
+  private watch(r: AllocationRecord, health: HealthState = "unknown"): void {
     const base = this.poolsOf(r)[0]?.healthCheck ?? this.config.defaults.healthCheck;
     const settings = { ...base, path: r.healthPath ?? base.path };
-    const entry = {
+    const entry: CheckerEntry = {
       checker: undefined as unknown as HealthChecker,
-      health: "unknown" as HealthState,
+      health,
       path: settings.path,
+      first: undefined,
     };
     entry.checker = new HealthChecker(new URL(`http://${authority(r.host, r.port)}`), settings, {
       setStatus(up) {
@@ -347,7 +352,27 @@ export class Registry {
       },
     });
     this.checkers.set(r.id, entry);
-    if (settings.enabled) void entry.checker.runOnce().then(() => entry.checker.start());
+    if (!settings.enabled) return;
+    // The first probe comes at a random point of the first interval, not at once. At once, a burst of allocations
+    // (or a boot restoring thousands) probed them all together, in every gateway: a probe costs more CPU than the
+    // rest of an allocation, and a port allocated a moment ago is seldom listened on yet. The directory shows
+    // "unknown" until then; pools check their members at once, so traffic is not held back by this.
+    entry.first = setTimeout(
+      () => {
+        entry.first = undefined;
+        void entry.checker.runOnce().then(() => entry.checker.start());
+      },
+      Math.floor(Math.random() * settings.interval),
+    );
+    entry.first.unref();
+  }
+
+  private unwatch(id: string): void {
+    const c = this.checkers.get(id);
+    if (!c) return;
+    if (c.first) clearTimeout(c.first);
+    c.checker.stop();
+    this.checkers.delete(id);
   }
 
   /** Every allocation checker's round now: the test hook, as Gateway.runHealthRound is for upstreams. */

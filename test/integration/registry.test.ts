@@ -317,6 +317,33 @@ void test("a burst of concurrent allocations: distinct ports, each a pool member
   assert.equal(((await call(g, "GET", "/registry/allocations")).body.allocations as unknown[]).length, 75);
 });
 
+void test("an allocation no pool discovers is checked by the registry within its first interval, and the directory shows it", async (t) => {
+  const svc = await FakeUpstream.start({ name: "lone" });
+  t.after(() => svc.close());
+  const g = await start(
+    t,
+    registryConfig(`  types:
+    web: 1-2
+    lone: 3-4`).replace("interval: 60s", "interval: 200ms"),
+  );
+  const a = await allocate(g, {
+    service_name: "lone-1",
+    service_type: "lone",
+    preferred_port: svc.port,
+    claim: true,
+  });
+  assert.deepEqual(a.pools, []);
+  assert.equal(a.health, "unknown", "not probed at once");
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    const listed = (await call(g, "GET", "/registry/allocations?name=lone-1")).body.allocations as Allocation[];
+    if (listed[0]!.health === "healthy") break;
+    assert.ok(Date.now() < deadline, `still ${listed[0]!.health} after 2 s (interval 200 ms)`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  assert.ok(svc.healthChecks >= 1);
+});
+
 void test("a registered service gets traffic only after its first passing check, and release drains it", async (t) => {
   const g = await start(
     t,
