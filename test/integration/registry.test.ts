@@ -289,10 +289,12 @@ void test("a burst of concurrent allocations: distinct ports, each a pool member
   // claim: the bind probe is skipped, so the ports are the registry's choice alone; health checks stay on loopback.
   const allocations = await Promise.all(
     Array.from({ length: 150 }, (_, i) =>
-      allocate(g, { service_name: `w${i}`, service_type: "web", host: "127.0.0.1", claim: true }).then((a) => {
-        joinedWhenAnswered.push(members().has(`w${i}@127.0.0.1:${a.port}`));
-        return a;
-      }),
+      allocate(g, { service_name: `w${i}`, service_type: "web", host: "127.0.0.1", claim: true }).then(
+        (a) => {
+          joinedWhenAnswered.push(members().has(`w${i}@127.0.0.1:${a.port}`));
+          return a;
+        },
+      ),
     ),
   );
   assert.equal(new Set(allocations.map((a) => a.port)).size, 150, "no port handed out twice");
@@ -311,7 +313,10 @@ void test("a burst of concurrent allocations: distinct ports, each a pool member
       return !members().has(`${a.service_name}@127.0.0.1:${a.port}`);
     }),
   );
-  assert.ok(leftWhenAnswered.every(Boolean), "a released member was still in the pool when the release answered");
+  assert.ok(
+    leftWhenAnswered.every(Boolean),
+    "a released member was still in the pool when the release answered",
+  );
   const kept = allocations.filter((_, i) => i % 2 === 1);
   assert.deepEqual(members(), new Set(kept.map((a) => `${a.service_name}@127.0.0.1:${a.port}`)));
   assert.equal(((await call(g, "GET", "/registry/allocations")).body.allocations as unknown[]).length, 75);
@@ -336,7 +341,8 @@ void test("an allocation no pool discovers is checked by the registry within its
   assert.equal(a.health, "unknown", "not probed at once");
   const deadline = Date.now() + 2_000;
   for (;;) {
-    const listed = (await call(g, "GET", "/registry/allocations?name=lone-1")).body.allocations as Allocation[];
+    const listed = (await call(g, "GET", "/registry/allocations?name=lone-1")).body
+      .allocations as Allocation[];
     if (listed[0]!.health === "healthy") break;
     assert.ok(Date.now() < deadline, `still ${listed[0]!.health} after 2 s (interval 200 ms)`);
     await new Promise((res) => setTimeout(res, 20));
