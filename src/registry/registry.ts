@@ -231,6 +231,7 @@ export class Registry {
   }
 
   private applyPending = false;
+  private applyWaiters: (() => void)[] = [];
   /** Each discovering pool's members as last handed to the sink, by allocation id. */
   private members = new Map<string, Map<string, MemberSpec>>();
   /**
@@ -245,8 +246,8 @@ export class Registry {
     this.scheduleApply();
   }
 
-  // Changes that come from elsewhere (another gateway, a reap) are applied once per loop turn; writes answered
-  // here apply at once, so a member is in its pool before its allocation is answered.
+  // Changes are applied once per loop turn. A write answered here waits for that apply (`applied`), so a member
+  // is in its pool before its allocation is answered, and the writes of one turn share one pool sync.
   private scheduleApply(): void {
     if (this.applyPending) return;
     this.applyPending = true;
@@ -263,6 +264,28 @@ export class Registry {
    */
   apply(): void {
     this.applyPending = false;
+    const waiters = this.applyWaiters;
+    this.applyWaiters = [];
+    try {
+      this.applyNow();
+    } finally {
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /**
+   * Resolves once every change so far is applied. A pool sync hands the runtime the pool's whole member list, so
+   * one per allocation made a burst into a pool of thousands quadratic again; the writes that finish in one loop
+   * turn now share one.
+   */
+  private applied(): Promise<void> {
+    return new Promise((resolve) => {
+      this.applyWaiters.push(resolve);
+      this.scheduleApply();
+    });
+  }
+
+  private applyNow(): void {
     if (this.closed) return;
     const dirty = this.dirty;
     this.dirty = new Set();
@@ -523,7 +546,7 @@ export class Registry {
       }
       throw new RegistryError("range_exhausted", `No free port for type ${req.service_type} on ${host}.`);
     });
-    this.apply();
+    await this.applied();
     this.log.info("registry_allocate", {
       id: r.id,
       service: r.serviceName,
@@ -551,7 +574,7 @@ export class Registry {
       if (!out) throw new RegistryError("not_found", `No allocation ${id}.`);
       return out;
     });
-    this.apply();
+    await this.applied();
     this.log.info("registry_release", {
       id: r.id,
       service: r.serviceName,
