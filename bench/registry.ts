@@ -435,7 +435,8 @@ async function main(): Promise<void> {
     console.log(row(await benchStore(store)).join(" | "));
   }
   console.log(
-    `\n${opts.allocs} allocations at concurrency ${opts.concurrency}; ${opts.heartbeats} sequential heartbeats; ` +
+    `\n${opts.allocs} allocations at concurrency ${opts.concurrency} (after ${opts.warmup} not counted); ` +
+      `${opts.heartbeats} sequential heartbeats; ` +
       `${opts.samples} route samples (100 ms health interval, 1 pass); ${opts.rounds} ABBA rounds of ${opts.amount} ` +
       `requests over ${opts.connections} connections, ${opts.members} upstreams each.`,
   );
