@@ -23,6 +23,7 @@ const { values: opts } = parseArgs({
     keep: { type: "boolean", default: false },
     stores: { type: "string", default: "memory,redis" },
     allocs: { type: "string", default: "3000" },
+    warmup: { type: "string", default: "500" },
     concurrency: { type: "string", default: "32" },
     heartbeats: { type: "string", default: "2000" },
     samples: { type: "string", default: "40" },
@@ -332,6 +333,10 @@ async function benchStore(store: string): Promise<Figures> {
   const a = api(gateways[0]!.url);
   const bUrl = gateways.at(-1)!.url;
   try {
+    // Warm-up, not counted: the first few hundred allocations of a fresh process run cold code (the JIT, lazily
+    // loaded modules, new sockets), which weighed on a run of a few thousand. Released, so the ranges start empty.
+    const warm = await allocationRate(a, Number(opts.warmup), Number(opts.concurrency));
+    for (const id of warm.ids) await a.call("DELETE", `/registry/allocations/${id}`);
     const { rate, ids } = await allocationRate(a, Number(opts.allocs), Number(opts.concurrency));
     const rtts = await heartbeatRtt(a, ids, Number(opts.heartbeats));
     const noop = await noopRtt(a, Number(opts.heartbeats));
@@ -430,7 +435,8 @@ async function main(): Promise<void> {
     console.log(row(await benchStore(store)).join(" | "));
   }
   console.log(
-    `\n${opts.allocs} allocations at concurrency ${opts.concurrency}; ${opts.heartbeats} sequential heartbeats; ` +
+    `\n${opts.allocs} allocations at concurrency ${opts.concurrency} (after ${opts.warmup} not counted); ` +
+      `${opts.heartbeats} sequential heartbeats; ` +
       `${opts.samples} route samples (100 ms health interval, 1 pass); ${opts.rounds} ABBA rounds of ${opts.amount} ` +
       `requests over ${opts.connections} connections, ${opts.members} upstreams each.`,
   );

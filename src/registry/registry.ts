@@ -5,7 +5,7 @@ import { HealthChecker } from "../health/checker.ts";
 import type { Logger } from "../log/log.ts";
 import type { GatewayMetrics, RegistryMetricsSnapshot } from "../metrics/metrics.ts";
 import type { HealthState } from "../pool/upstream.ts";
-import { capacity, formatRange, hostKey, type TypeSpec, type TypeTable } from "./allocate.ts";
+import { capacity, formatRange, hostKey, rangeChain, type TypeSpec, type TypeTable } from "./allocate.ts";
 import { expiresAt, reapInterval, ReapGuard, type GuardDecision } from "./lease.ts";
 import { isLocalHost, portBound, sameHost } from "./probe.ts";
 import { StoreUnavailableError, type AllocationRecord, type RegistryStore } from "./store.ts";
@@ -96,7 +96,12 @@ export interface ConflictView {
 // A port found bound stays excluded this long, so a burst of allocations does not probe it again each time.
 const BOUND_CACHE_MS = 10_000;
 const CONFLICT_SCAN_EVERY_MS = 10_000;
+const STATIC_EXCLUDED_MS = 5_000;
 const PROBE_ROUNDS = 16;
+
+function sameMember(a: MemberSpec, b: MemberSpec): boolean {
+  return a.id === b.id && a.url === b.url && a.weight === b.weight && a.healthPath === b.healthPath;
+}
 
 function authority(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -107,6 +112,15 @@ export function createStore(config: GatewayConfig, now?: () => number): Registry
   if (reg.store === "file") return new FileStore(reg.file, now);
   if (reg.store === "redis") return new RedisStore(config.redis);
   return new MemoryStore(now);
+}
+
+/** The registry's own check of an allocation no pool checks. */
+interface CheckerEntry {
+  checker: HealthChecker;
+  health: HealthState;
+  path: string;
+  /** The first probe, until it has run. */
+  first: NodeJS.Timeout | undefined;
 }
 
 export class Registry {
@@ -123,11 +137,10 @@ export class Registry {
   /** Writes being handled now: after a stall the reap waits until they are done. */
   private writes = 0;
   private readonly bound = new Map<string, number>();
+  /** Reserved and static upstream ports per host key, for the config in force. */
+  private staticExcluded: { config: GatewayConfig; at: number; byHost: Map<string, number[]> } | undefined;
   /** Checkers of allocations no pool discovers (the directory still shows their health). */
-  private readonly checkers = new Map<
-    string,
-    { checker: HealthChecker; health: HealthState; path: string }
-  >();
+  private readonly checkers = new Map<string, CheckerEntry>();
   private conflictScan: { at: number; result: Promise<ConflictView[]> } | undefined;
 
   constructor(
@@ -148,7 +161,7 @@ export class Registry {
   }
 
   async start(): Promise<void> {
-    this.store.on("change", () => this.scheduleApply());
+    this.store.on("change", (ids) => this.onChange(ids));
     this.store.on("down", (reason) => {
       this.guard.storeDown();
       this.log.error("registry_store_down", { store: this.store.kind, reason });
@@ -165,8 +178,7 @@ export class Registry {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reapTimer) clearTimeout(this.reapTimer);
-    for (const c of this.checkers.values()) c.checker.stop();
-    this.checkers.clear();
+    for (const id of [...this.checkers.keys()]) this.unwatch(id);
     await this.reaping;
     await this.store.close();
   }
@@ -188,6 +200,7 @@ export class Registry {
     this.reg = next;
     this.setTypes(next);
     this.guard.setTtl(next.ttl, reapInterval(next.ttl));
+    this.dirty = "all";
     this.apply();
     return warnings;
   }
@@ -218,8 +231,23 @@ export class Registry {
   }
 
   private applyPending = false;
+  private applyWaiters: (() => void)[] = [];
+  /** Each discovering pool's members as last handed to the sink, by allocation id. */
+  private members = new Map<string, Map<string, MemberSpec>>();
+  /**
+   * Allocations changed since the last apply, from the store's change events; "all" when anything may have
+   * changed (start, a reload, a resync), which re-applies the whole snapshot.
+   */
+  private dirty: Set<string> | "all" = "all";
 
-  // A burst of changes (hundreds of allocations, a resync) is applied once per loop turn, not once per change.
+  private onChange(ids: readonly string[] | undefined): void {
+    if (!ids) this.dirty = "all";
+    else if (this.dirty !== "all") for (const id of ids) this.dirty.add(id);
+    this.scheduleApply();
+  }
+
+  // Changes are applied once per loop turn. A write answered here waits for that apply (`applied`), so a member
+  // is in its pool before its allocation is answered, and the writes of one turn share one pool sync.
   private scheduleApply(): void {
     if (this.applyPending) return;
     this.applyPending = true;
@@ -228,50 +256,115 @@ export class Registry {
     });
   }
 
-  /** Applies the store's snapshot: discovering pools get its active allocations, the rest get health-checked. */
+  /**
+   * Applies the store's changes: discovering pools get its active allocations, the rest get health-checked. Only
+   * the allocations changed since the last apply are looked at, and only the pools they changed are synced, so a
+   * write costs the same with ten allocations as with ten thousand (a whole-snapshot apply per write made a
+   * burst of allocations quadratic).
+   */
   apply(): void {
     this.applyPending = false;
-    if (this.closed) return;
-    const records = [...this.store.snapshot().values()];
-    const sink = this.deps.sink();
-    for (const pc of this.config.pools) {
-      if (!pc.discover) continue;
-      const members = records
-        .filter((r) => r.status === "active" && this.discovers(pc, r))
-        .map((r) => ({
-          id: this.memberId(r),
-          url: `http://${authority(r.host, r.port)}`,
-          weight: r.weight,
-          ...(r.healthPath ? { healthPath: r.healthPath } : {}),
-          allocationId: r.id,
-        }));
-      sink?.syncDiscovered(pc.name, members);
+    const waiters = this.applyWaiters;
+    this.applyWaiters = [];
+    try {
+      this.applyNow();
+    } finally {
+      for (const resolve of waiters) resolve();
     }
-    // What no pool checks (undiscovered, or expired and so out of its pools) the registry checks itself.
-    const undiscovered = new Map(
-      records.filter((r) => r.status !== "active" || this.poolsOf(r).length === 0).map((r) => [r.id, r]),
-    );
-    for (const [id, c] of this.checkers) {
-      const r = undiscovered.get(id);
-      if (!r || c.path !== this.checkPath(r)) {
-        c.checker.stop();
-        this.checkers.delete(id);
+  }
+
+  /**
+   * Resolves once every change so far is applied. A pool sync hands the runtime the pool's whole member list, so
+   * one per allocation made a burst into a pool of thousands quadratic again; the writes that finish in one loop
+   * turn now share one.
+   */
+  private applied(): Promise<void> {
+    return new Promise((resolve) => {
+      this.applyWaiters.push(resolve);
+      this.scheduleApply();
+    });
+  }
+
+  private applyNow(): void {
+    if (this.closed) return;
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    const snapshot = this.store.snapshot();
+    const sink = this.deps.sink();
+    const discovering = this.config.pools.filter((pc) => pc.discover);
+    if (dirty === "all") {
+      this.members = new Map(discovering.map((pc) => [pc.name, new Map<string, MemberSpec>()]));
+      for (const id of [...this.checkers.keys()]) if (!snapshot.has(id)) this.unwatch(id);
+      for (const r of snapshot.values()) this.place(r.id, r, discovering);
+      // Every pool, changed or not: after a reload the sink is a new runtime.
+      for (const pc of discovering) sink?.syncDiscovered(pc.name, [...this.members.get(pc.name)!.values()]);
+      return;
+    }
+    if (dirty.size === 0) return;
+    const touched = new Set<string>();
+    for (const id of dirty) this.place(id, snapshot.get(id), discovering, touched);
+    for (const name of touched) sink?.syncDiscovered(name, [...this.members.get(name)!.values()]);
+    // Nowhere to hand membership to yet: the next apply hands over all of it.
+    if (!sink && touched.size) this.dirty = "all";
+  }
+
+  /**
+   * Puts one allocation (undefined: gone) where it belongs: a member of each pool that discovers it while it is
+   * active, else watched by the registry's own checker. Names the pools whose membership changed in `touched`.
+   */
+  private place(
+    id: string,
+    r: AllocationRecord | undefined,
+    discovering: readonly PoolConfig[],
+    touched?: Set<string>,
+  ): void {
+    let inPool = false;
+    let lastHealth: HealthState | undefined;
+    for (const pc of discovering) {
+      const members = this.members.get(pc.name)!;
+      const want = r && r.status === "active" && this.discovers(pc, r) ? this.memberSpec(r) : undefined;
+      const have = members.get(id);
+      if (want) inPool = true;
+      if (!want) {
+        if (!have) continue;
+        // Leaving (expired): the pool still holds it until the sync below, so its last verdict can be read.
+        lastHealth ??= this.deps.sink()?.memberHealth(pc.name, have.id);
+        members.delete(id);
+        touched?.add(pc.name);
+      } else if (!have || !sameMember(have, want)) {
+        members.set(id, want);
+        touched?.add(pc.name);
       }
     }
-    for (const r of undiscovered.values()) if (!this.checkers.has(r.id)) this.watch(r);
+    // What no pool checks (undiscovered, or expired and so out of its pools) the registry checks itself.
+    const own = this.checkers.get(id);
+    if (own && (!r || inPool || own.path !== this.checkPath(r))) this.unwatch(id);
+    if (r && !inPool && !this.checkers.has(id)) this.watch(r, lastHealth);
+  }
+
+  private memberSpec(r: AllocationRecord): MemberSpec {
+    return {
+      id: this.memberId(r),
+      url: `http://${authority(r.host, r.port)}`,
+      weight: r.weight,
+      ...(r.healthPath ? { healthPath: r.healthPath } : {}),
+      allocationId: r.id,
+    };
   }
 
   private checkPath(r: AllocationRecord): string {
     return r.healthPath ?? (this.poolsOf(r)[0]?.healthCheck ?? this.config.defaults.healthCheck).path;
   }
 
-  private watch(r: AllocationRecord): void {
+  /** `health`: the verdict of the pool it just left, shown until the registry's own first check. */
+  private watch(r: AllocationRecord, health: HealthState = "unknown"): void {
     const base = this.poolsOf(r)[0]?.healthCheck ?? this.config.defaults.healthCheck;
     const settings = { ...base, path: r.healthPath ?? base.path };
-    const entry = {
+    const entry: CheckerEntry = {
       checker: undefined as unknown as HealthChecker,
-      health: "unknown" as HealthState,
+      health,
       path: settings.path,
+      first: undefined,
     };
     entry.checker = new HealthChecker(new URL(`http://${authority(r.host, r.port)}`), settings, {
       setStatus(up) {
@@ -282,7 +375,27 @@ export class Registry {
       },
     });
     this.checkers.set(r.id, entry);
-    if (settings.enabled) void entry.checker.runOnce().then(() => entry.checker.start());
+    if (!settings.enabled) return;
+    // The first probe comes at a random point of the first interval, not at once. At once, a burst of allocations
+    // (or a boot restoring thousands) probed them all together, in every gateway: a probe costs more CPU than the
+    // rest of an allocation, and a port allocated a moment ago is seldom listened on yet. The directory shows
+    // "unknown" until then; pools check their members at once, so traffic is not held back by this.
+    entry.first = setTimeout(
+      () => {
+        entry.first = undefined;
+        void entry.checker.runOnce().then(() => entry.checker.start());
+      },
+      Math.floor(Math.random() * settings.interval),
+    );
+    entry.first.unref();
+  }
+
+  private unwatch(id: string): void {
+    const c = this.checkers.get(id);
+    if (!c) return;
+    if (c.first) clearTimeout(c.first);
+    c.checker.stop();
+    this.checkers.delete(id);
   }
 
   /** Every allocation checker's round now: the test hook, as Gateway.runHealthRound is for upstreams. */
@@ -350,25 +463,37 @@ export class Registry {
 
   /** Ports never allocated on `host` besides the allocated ones: reserved, static upstreams, own listeners. */
   private excluded(host: string): number[] {
-    const out = new Set(this.reserved);
-    for (const pc of this.config.pools) {
-      for (const u of pc.upstreams) {
-        const url = new URL(u.url);
-        const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-        if (sameHost(url.hostname, host)) out.add(port);
+    const key = hostKey(host);
+    const now = this.now();
+    // Parsing every static upstream's URL per allocation cost more than the allocation itself with 200 of them;
+    // the answer only changes with the config (or, rarely, this machine's addresses: hence the age limit).
+    if (this.staticExcluded?.config !== this.config || now - this.staticExcluded.at > STATIC_EXCLUDED_MS)
+      this.staticExcluded = { config: this.config, at: now, byHost: new Map() };
+    let fixed = this.staticExcluded.byHost.get(key);
+    if (!fixed) {
+      const set = new Set(this.reserved);
+      for (const pc of this.config.pools) {
+        for (const u of pc.upstreams) {
+          const url = new URL(u.url);
+          const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+          if (sameHost(url.hostname, host)) set.add(port);
+        }
       }
+      fixed = [...set];
+      this.staticExcluded.byHost.set(key, fixed);
     }
+    const out = [...fixed];
+    // Listeners are read each time: a port-0 listener only has its port once it listens.
     const local = isLocalHost(host);
     for (const l of this.deps.listeners()) {
       const wildcard = l.host === "0.0.0.0" || l.host === "::" || l.host === "";
-      if ((wildcard && local) || sameHost(l.host, host)) out.add(l.port);
+      if ((wildcard && local) || sameHost(l.host, host)) out.push(l.port);
     }
-    const now = this.now();
-    for (const [key, until] of this.bound) {
-      if (until < now) this.bound.delete(key);
-      else if (key.startsWith(`${hostKey(host)} `)) out.add(Number(key.slice(key.indexOf(" ") + 1)));
+    for (const [k, until] of this.bound) {
+      if (until < now) this.bound.delete(k);
+      else if (k.startsWith(`${key} `)) out.push(Number(k.slice(k.indexOf(" ") + 1)));
     }
-    return [...out];
+    return out;
   }
 
   /** A write the API refused before it reached the store (a body that failed validation). */
@@ -398,15 +523,14 @@ export class Registry {
       ...(req.preferred_port !== undefined ? { preferred: req.preferred_port } : {}),
       ...(req.required ? { required: true } : {}),
     };
-    const extra: number[] = [];
+    // Only excluded ports the store could pick matter: the redis store passes each one to its script.
+    const ranges = rangeChain(this.types, req.service_type).map((t) => this.types.get(t)!.range);
+    const matters = (p: number) =>
+      p === req.preferred_port || ranges.some((g) => p >= g.first && p <= g.last);
+    const exclude = this.excluded(host).filter(matters);
     const r = await this.write("allocate", async () => {
       for (let round = 0; round < PROBE_ROUNDS; round++) {
-        const res = await this.store.allocate({
-          record,
-          request,
-          types: this.types,
-          exclude: [...this.excluded(host), ...extra],
-        });
+        const res = await this.store.allocate({ record, request, types: this.types, exclude });
         if (!res.ok) {
           const message =
             res.error === "port_unavailable"
@@ -417,12 +541,12 @@ export class Registry {
         // Advisory: a port some process already listens on is skipped (the probe cannot see the future).
         if (!probe || !(await portBound(res.record.port))) return res.record;
         this.bound.set(`${hostKey(host)} ${res.record.port}`, this.now() + BOUND_CACHE_MS);
-        extra.push(res.record.port);
+        exclude.push(res.record.port);
         await this.store.release(res.record.id);
       }
       throw new RegistryError("range_exhausted", `No free port for type ${req.service_type} on ${host}.`);
     });
-    this.apply();
+    await this.applied();
     this.log.info("registry_allocate", {
       id: r.id,
       service: r.serviceName,
@@ -450,7 +574,7 @@ export class Registry {
       if (!out) throw new RegistryError("not_found", `No allocation ${id}.`);
       return out;
     });
-    this.apply();
+    await this.applied();
     this.log.info("registry_release", {
       id: r.id,
       service: r.serviceName,

@@ -62,8 +62,8 @@ export class FileStore extends MemoryStore {
     await this.writing;
   }
 
-  protected override changed(): void {
-    super.changed();
+  protected override changed(ids: readonly string[]): void {
+    super.changed(ids);
     if (this.timer || this.closed) return;
     const wait = Math.max(0, this.lastWrite + WRITE_EVERY_MS - this.now());
     this.timer = setTimeout(() => {

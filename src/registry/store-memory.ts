@@ -81,7 +81,7 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     };
     held.set(record.port, record.id);
     this.records.set(record.id, record);
-    this.changed();
+    this.changed([record.id]);
     return { ok: true, record };
   }
 
@@ -94,7 +94,7 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     if (!r) return undefined;
     const next: AllocationRecord = { ...r, ...renew(this.now(), ttl), status: "active" };
     this.records.set(id, next);
-    this.changed();
+    this.changed([id]);
     return next;
   }
 
@@ -106,7 +106,7 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     const r = this.records.get(id);
     if (!r) return undefined;
     this.drop(r);
-    this.changed();
+    this.changed([id]);
     return r;
   }
 
@@ -128,7 +128,8 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
         out.expired.push(next);
       }
     }
-    if (out.expired.length || out.removed.length) this.changed();
+    if (out.expired.length || out.removed.length)
+      this.changed([...out.expired, ...out.removed].map((r) => r.id));
     return out;
   }
 
@@ -142,7 +143,7 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
       (r) => r.status === "expired" || statusAt(r, now) === "expired",
     );
     for (const r of removed) this.drop(r);
-    if (removed.length) this.changed();
+    if (removed.length) this.changed(removed.map((r) => r.id));
     return removed;
   }
 
@@ -152,7 +153,7 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements RegistrySt
     if (held.get(r.port) === r.id) held.delete(r.port);
   }
 
-  protected changed(): void {
-    this.emit("change");
+  protected changed(ids: readonly string[]): void {
+    this.emit("change", ids);
   }
 }

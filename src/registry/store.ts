@@ -46,8 +46,12 @@ export class StoreUnavailableError extends Error {
 }
 
 export type StoreEvents = {
-  /** The snapshot changed (through this gateway or another). */
-  change: [];
+  /**
+   * The snapshot changed (through this gateway or another). `ids` names the allocations that changed (added,
+   * renewed, expired or gone), so the registry re-applies only those; without it anything may have changed (a
+   * resync), and the registry re-applies the whole snapshot.
+   */
+  change: [ids?: readonly string[]];
   up: [];
   down: [reason: string];
 };

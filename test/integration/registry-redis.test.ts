@@ -163,6 +163,62 @@ void test("an allocation made through one gateway is routed by the other within 
   assert.equal((await get(`${a.url}/svc/x`)).status, 503);
 });
 
+void test("a resync that reads the store while newer events arrive keeps them, and the next event is no gap", async (t) => {
+  await ready;
+  const [a, b] = await startBoth(t, config({ types: "    web: 23000-23099" }));
+  const allocate = async (name: string) => {
+    const r = await call(a.gw.adminUrl, "POST", "/registry/allocations", {
+      service_name: name,
+      service_type: "web",
+      host: "127.0.0.1",
+      claim: true,
+    });
+    assert.equal(r.status, 201);
+    return r.body.allocation as Allocation;
+  };
+  await allocate("before");
+  // B's store re-reads with MULTI (GET rev, HGETALL). Its answer is held back until an allocation made after the
+  // read has reached B's subscriber: the order a burst produces, where an event overtakes the snapshot's answer.
+  const store = b.gw.registry!.store as unknown as {
+    client: { multi(): { exec(): Promise<unknown> } };
+    sub: { ping(): Promise<unknown> };
+  };
+  const multi = store.client.multi.bind(store.client);
+  let reads = 0;
+  let overtake: (() => Promise<void>) | undefined;
+  store.client.multi = () => {
+    reads++;
+    const m = multi();
+    const exec = m.exec.bind(m);
+    m.exec = async () => {
+      const res = await exec();
+      const run = overtake;
+      overtake = undefined;
+      await run?.();
+      return res;
+    };
+    return m;
+  };
+  let during: Allocation | undefined;
+  overtake = async () => {
+    during = await allocate("during");
+    // A PING on the subscriber answers after the event it carries.
+    await store.sub.ping();
+  };
+  await b.gw.registry!.syncNow();
+  assert.ok(during);
+  const names = () => new Set(b.gw.registry!.list({}).map((v) => v.service_name));
+  assert.deepEqual(names(), new Set(["before", "during"]), "the event that overtook the read was kept");
+  const readsAfterSync = reads;
+  await allocate("after");
+  const deadline = Date.now() + 1_000;
+  while (!names().has("after")) {
+    assert.ok(Date.now() < deadline, "B did not see the next allocation within 1 s");
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  assert.equal(reads, readsAfterSync, "the next event was applied as the next rev, not taken for a gap");
+});
+
 void test("Redis killed: writes answer 503, nothing expires, pools keep routing; restarted empty, the gateways write back and recover", async (t) => {
   await ready;
   const [a, b] = await startBoth(

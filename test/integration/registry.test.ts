@@ -272,6 +272,84 @@ async function slowService(
   return { svc, release: () => release(), arrived };
 }
 
+void test("a burst of concurrent allocations: distinct ports, each a pool member by the time it is answered, and releases leave at once", async (t) => {
+  const g = await start(
+    t,
+    registryConfig(`  types:
+    web: 20000-20199`),
+  );
+  const members = () =>
+    new Set(
+      g.gw.runtime.pools
+        .get("svc")!
+        .entries.filter((e) => e.discovered)
+        .map((e) => e.upstream.id),
+    );
+  const joinedWhenAnswered: boolean[] = [];
+  // claim: the bind probe is skipped, so the ports are the registry's choice alone; health checks stay on loopback.
+  const allocations = await Promise.all(
+    Array.from({ length: 150 }, (_, i) =>
+      allocate(g, { service_name: `w${i}`, service_type: "web", host: "127.0.0.1", claim: true }).then(
+        (a) => {
+          joinedWhenAnswered.push(members().has(`w${i}@127.0.0.1:${a.port}`));
+          return a;
+        },
+      ),
+    ),
+  );
+  assert.equal(new Set(allocations.map((a) => a.port)).size, 150, "no port handed out twice");
+  assert.ok(allocations.every((a) => a.port >= 20000 && a.port <= 20199));
+  assert.ok(
+    joinedWhenAnswered.every(Boolean),
+    `${joinedWhenAnswered.filter((x) => !x).length} answered before joining the pool`,
+  );
+  assert.equal(members().size, 150);
+
+  const gone = allocations.filter((_, i) => i % 2 === 0);
+  const leftWhenAnswered = await Promise.all(
+    gone.map(async (a) => {
+      const r = await call(g, "DELETE", `/registry/allocations/${a.allocation_id}`);
+      assert.equal(r.status, 200);
+      return !members().has(`${a.service_name}@127.0.0.1:${a.port}`);
+    }),
+  );
+  assert.ok(
+    leftWhenAnswered.every(Boolean),
+    "a released member was still in the pool when the release answered",
+  );
+  const kept = allocations.filter((_, i) => i % 2 === 1);
+  assert.deepEqual(members(), new Set(kept.map((a) => `${a.service_name}@127.0.0.1:${a.port}`)));
+  assert.equal(((await call(g, "GET", "/registry/allocations")).body.allocations as unknown[]).length, 75);
+});
+
+void test("an allocation no pool discovers is checked by the registry within its first interval, and the directory shows it", async (t) => {
+  const svc = await FakeUpstream.start({ name: "lone" });
+  t.after(() => svc.close());
+  const g = await start(
+    t,
+    registryConfig(`  types:
+    web: 1-2
+    lone: 3-4`).replace("interval: 60s", "interval: 200ms"),
+  );
+  const a = await allocate(g, {
+    service_name: "lone-1",
+    service_type: "lone",
+    preferred_port: svc.port,
+    claim: true,
+  });
+  assert.deepEqual(a.pools, []);
+  assert.equal(a.health, "unknown", "not probed at once");
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    const listed = (await call(g, "GET", "/registry/allocations?name=lone-1")).body
+      .allocations as Allocation[];
+    if (listed[0]!.health === "healthy") break;
+    assert.ok(Date.now() < deadline, `still ${listed[0]!.health} after 2 s (interval 200 ms)`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  assert.ok(svc.healthChecks >= 1);
+});
+
 void test("a registered service gets traffic only after its first passing check, and release drains it", async (t) => {
   const g = await start(
     t,
