@@ -37,10 +37,19 @@ export interface AttemptOptions {
   connectTimeout: number;
   responseTimeout: number;
   requestId: string;
-  /** The response phase: may change the response's headers before they are written to the client. */
-  onHead?: ((status: number, headers: HeaderBag) => void) | undefined;
-  /** Called exactly once with how the attempt ended (never from inside the constructor). */
-  onOutcome: (outcome: AttemptOutcome) => void;
+  /** Whether the owner's `responseHead` (the response phase) sees the head before it is written to the client. */
+  withHead?: boolean;
+  /**
+   * Told exactly once how the attempt ended (never from inside the constructor). An object with a method, not a
+   * callback, so the exchange that owns the attempt needs no closure per request.
+   */
+  owner: AttemptOwner;
+}
+
+export interface AttemptOwner {
+  attemptOver(outcome: AttemptOutcome): void;
+  /** The response phase (when `withHead`): may change the response's headers before they are written. */
+  responseHead(status: number, headers: HeaderBag): void;
 }
 
 export const CONNECT_CODES = new Set([
@@ -168,7 +177,7 @@ export class HttpAttempt implements Expiring {
     if (this.settled) return;
     this.settled = true;
     if (!this.relaying) this.sweep.delete(this);
-    this.options.onOutcome(outcome);
+    this.options.owner.attemptOver(outcome);
   }
 
   private bodyFailed(err: Error): void {
@@ -212,11 +221,11 @@ export class HttpAttempt implements Expiring {
     }
     const status = proxyRes.statusCode ?? 502;
     const list = clientResponseHeaders(proxyRes.rawHeaders, this.options.requestId);
-    const onHead = this.options.onHead;
+    const withHead = this.options.withHead === true;
     let headers: string[] | HeaderBag = list;
-    if (onHead) {
+    if (withHead) {
       headers = headerBagOf(list);
-      onHead(status, headers);
+      this.options.owner.responseHead(status, headers);
     }
     if (proxyRes.statusMessage) res.writeHead(status, proxyRes.statusMessage, headers);
     else res.writeHead(status, headers);

@@ -115,18 +115,18 @@ class HttpExchange extends Exchange {
       if (!this.ticket) return this.onOutcome(REFUSED);
       this.run();
     } else if (breaker) {
-      breaker
-        .run(this.runForBreaker, judge(this.plan.pool.pool.settings.breaker.failureStatuses))
-        .then(this.onOutcome, this.onRefused);
+      // A breaker without `admit` (a test's fake) gets the attempt as a promise; closures only on this path.
+      const viaPromise = (): Promise<AttemptOutcome> =>
+        new Promise((resolve) => {
+          this.settleTo = resolve;
+          this.run();
+        });
+      breaker.run(viaPromise, judge(this.plan.pool.pool.settings.breaker.failureStatuses)).then(
+        (o) => this.onOutcome(o),
+        (err: unknown) => this.onRefused(err),
+      );
     } else this.run();
   }
-
-  /** A breaker without `admit` (a test's fake) gets the attempt as a promise. */
-  private readonly runForBreaker = (): Promise<AttemptOutcome> =>
-    new Promise((resolve) => {
-      this.settleTo = resolve;
-      this.run();
-    });
 
   private settleTo: ((o: AttemptOutcome) => void) | undefined;
 
@@ -144,15 +144,15 @@ class HttpExchange extends Exchange {
       connectTimeout: settings.timeouts.connect,
       responseTimeout: settings.timeouts.response,
       requestId: this.requestId,
-      onHead: this.policies?.response ? this.onResponseHead : undefined,
-      onOutcome: this.attemptOver,
+      withHead: this.policies?.response !== undefined,
+      owner: this,
     });
     // The client is already gone: no attempt was made.
     if (!this.attempt) this.attemptOver(ABORTED);
   }
 
-  /** The attempt's one callback: through the breaker's verdict, then on to what follows. */
-  private readonly attemptOver = (outcome: AttemptOutcome): void => {
+  /** How the attempt ended (AttemptOwner): through the breaker's verdict, then on to what follows. */
+  attemptOver(outcome: AttemptOutcome): void {
     const settleTo = this.settleTo;
     if (settleTo) {
       this.settleTo = undefined;
@@ -167,18 +167,18 @@ class HttpExchange extends Exchange {
       );
     }
     this.onOutcome(outcome);
-  };
+  }
 
   // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
-  private readonly onRefused = (err: unknown): void => {
+  private onRefused(err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
     this.onOutcome({
       kind: "failed",
       error: new UpstreamError("connect", "GW_BREAKER_OPEN", message, false),
     });
-  };
+  }
 
-  private readonly onOutcome = (outcome: AttemptOutcome): void => {
+  private onOutcome(outcome: AttemptOutcome): void {
     const upstream = this.current!;
     const res = this.res;
     // A relayed response keeps its attempt: a client leaving mid-body must still cut the upstream request.
@@ -200,7 +200,7 @@ class HttpExchange extends Exchange {
     const decision = this.decide(upstream, err, safe);
     if (decision.retry) this.next();
     else this.refuse(decision.code, decision.message);
-  };
+  }
 }
 
 const ABORTED: AttemptOutcome = { kind: "aborted" };

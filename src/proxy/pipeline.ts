@@ -203,9 +203,9 @@ export abstract class Exchange implements PolicyExchange, ExchangeRecord {
   }
 
   /** The response phase on an upstream's response head, before it is written to the client. */
-  readonly onResponseHead = (status: number, headers: HeaderBag): void => {
+  responseHead(status: number, headers: HeaderBag): void {
     this.policies?.response?.(this, status, headers);
-  };
+  }
 
   protected noUpstream(): void {
     const pr = this.plan.pool;

@@ -79,7 +79,7 @@ class WsExchange extends Exchange {
         path: this.upstreamPath,
         connectTimeout: settings.timeouts.connect,
         timeout: settings.timeouts.response,
-        onHead: this.policies?.response ? this.onResponseHead : undefined,
+        onHead: this.policies?.response ? (s, h) => this.responseHead(s, h) : undefined,
         onFailure: (err) => this.refuse(err.kind === "response_timeout" ? "upstream_timeout" : "bad_gateway"),
       });
     let result: WsResult;
