@@ -67,15 +67,19 @@ export function runWorker(): void {
   let stopping = false;
   let viewQueued = false;
 
-  // In-flight and request counts change with every request: reported once a second when they moved, not per change.
+  /** Sends this worker's view unless it is the one sent last. */
   let lastView = "";
-  const trafficTimer = setInterval(() => {
-    if (!gw || viewQueued) return;
+  const sendView = () => {
+    if (!gw) return;
     const pools = poolViews(gw.runtime);
     const text = JSON.stringify(pools);
     if (text === lastView) return;
     lastView = text;
     void send(message<WorkerMessage>({ type: "gw:view", pools }));
+  };
+  // In-flight and request counts change with every request: reported once a second when they moved, not per change.
+  const trafficTimer = setInterval(() => {
+    if (!viewQueued) sendView();
   }, 1_000);
   trafficTimer.unref();
   const reportView = () => {
@@ -84,7 +88,7 @@ export function runWorker(): void {
     // Coalesced: one health change can switch several pools and breakers in one turn.
     setImmediate(() => {
       viewQueued = false;
-      if (gw) void send(message<WorkerMessage>({ type: "gw:view", pools: poolViews(gw.runtime) }));
+      sendView();
     });
   };
   const role: ClusterRole = {
