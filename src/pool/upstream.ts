@@ -10,12 +10,9 @@ export interface BreakerView {
   state(): BreakerStateName;
   allowsRequest(): boolean;
   reason(): string;
-  /**
-   * Admits one attempt (undefined: refused); `settle` reports its verdict: the HTTP path's, with no promise. A
-   * breaker without them (a test's fake) is driven through `run`.
-   */
-  admit?(): object | undefined;
-  settle?(ticket: object, verdict: Verdict): void;
+  /** Admits one attempt (undefined: refused); `settle` reports its verdict. The HTTP path's, with no promise. */
+  admit(): object | undefined;
+  settle(ticket: object, verdict: Verdict): void;
   /** Runs one attempt through the breaker; `judge` says whether its result counts as a failure. */
   run<T>(attempt: () => Promise<T>, judge: (result: T) => Verdict): Promise<T>;
 }

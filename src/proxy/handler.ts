@@ -12,20 +12,11 @@ import { Exchange, type PipelineDeps } from "./pipeline.ts";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
-// One judge per failure-status list (a pool's settings), not a closure per attempt.
-const judges = new WeakMap<readonly number[], (o: AttemptOutcome) => Verdict>();
-
-function judge(failureStatuses: readonly number[]): (o: AttemptOutcome) => Verdict {
-  let j = judges.get(failureStatuses);
-  if (!j) {
-    j = (o: AttemptOutcome): Verdict => {
-      if (o.kind === "response") return failureStatuses.includes(o.status) ? "failure" : "success";
-      if (o.kind === "aborted" || o.error.kind === "body_too_large") return "ignore";
-      return "failure";
-    };
-    judges.set(failureStatuses, j);
-  }
-  return j;
+/** What an attempt's outcome counts as for the breaker: the pool's failure statuses, errors, or neither. */
+function verdictOf(o: AttemptOutcome, failureStatuses: readonly number[]): Verdict {
+  if (o.kind === "response") return failureStatuses.includes(o.status) ? "failure" : "success";
+  if (o.kind === "aborted" || o.error.kind === "body_too_large") return "ignore";
+  return "failure";
 }
 
 function outcomeLabel(o: AttemptOutcome): string | undefined {
@@ -109,26 +100,13 @@ class HttpExchange extends Exchange {
     upstream.inFlight++;
     upstream.requests++;
     const breaker = upstream.breaker;
-    if (breaker?.admit) {
+    if (breaker) {
       this.ticket = breaker.admit();
       // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
       if (!this.ticket) return this.onOutcome(REFUSED);
-      this.run();
-    } else if (breaker) {
-      // A breaker without `admit` (a test's fake) gets the attempt as a promise; closures only on this path.
-      const viaPromise = (): Promise<AttemptOutcome> =>
-        new Promise((resolve) => {
-          this.settleTo = resolve;
-          this.run();
-        });
-      breaker.run(viaPromise, judge(this.plan.pool.pool.settings.breaker.failureStatuses)).then(
-        (o) => this.onOutcome(o),
-        (err: unknown) => this.onRefused(err),
-      );
-    } else this.run();
+    }
+    this.run();
   }
-
-  private settleTo: ((o: AttemptOutcome) => void) | undefined;
 
   private run(): void {
     const upstream = this.current!;
@@ -153,29 +131,15 @@ class HttpExchange extends Exchange {
 
   /** How the attempt ended (AttemptOwner): through the breaker's verdict, then on to what follows. */
   attemptOver(outcome: AttemptOutcome): void {
-    const settleTo = this.settleTo;
-    if (settleTo) {
-      this.settleTo = undefined;
-      return settleTo(outcome);
-    }
     const ticket = this.ticket;
     if (ticket) {
       this.ticket = undefined;
-      this.current!.breaker!.settle!(
+      this.current!.breaker!.settle(
         ticket,
-        judge(this.plan.pool.pool.settings.breaker.failureStatuses)(outcome),
+        verdictOf(outcome, this.plan.pool.pool.settings.breaker.failureStatuses),
       );
     }
     this.onOutcome(outcome);
-  }
-
-  // The breaker opened between pick and fire: nothing was sent, so this is a retriable refusal.
-  private onRefused(err: unknown): void {
-    const message = err instanceof Error ? err.message : String(err);
-    this.onOutcome({
-      kind: "failed",
-      error: new UpstreamError("connect", "GW_BREAKER_OPEN", message, false),
-    });
   }
 
   private onOutcome(outcome: AttemptOutcome): void {

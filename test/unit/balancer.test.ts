@@ -164,6 +164,10 @@ class FakeBreaker implements BreakerView {
   run<T>(attempt: () => Promise<T>): Promise<T> {
     return attempt();
   }
+  admit() {
+    return this.allowsRequest() ? {} : undefined;
+  }
+  settle() {}
   set(state: "closed" | "open" | "half_open", u: Upstream) {
     this.current = state;
     this.trialTaken = false;
