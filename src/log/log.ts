@@ -216,7 +216,6 @@ export function createLogger(
     return iso;
   };
   const write = (level: LogLevel) => {
-    const head = `{"time":"`;
     const levelPart = `","level":"${level}","msg":`;
     const enabled = w.isLevelEnabled(level);
     return (msg: string, fields?: LogFields) => {
@@ -236,7 +235,7 @@ export function createLogger(
         if (isFlat(fields)) {
           const rest = JSON.stringify(fields);
           const tail = rest.length > 2 ? `,${rest.slice(1)}` : "}";
-          return stream.add(`${head}${timeNow()}${levelPart}${JSON.stringify(msg)}${tail}${EOL}`);
+          return stream.add(`{"time":"${timeNow()}${levelPart}${JSON.stringify(msg)}${tail}${EOL}`);
         }
       }
       w.log(level, msg, fields);

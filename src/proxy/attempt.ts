@@ -221,9 +221,8 @@ export class HttpAttempt implements Expiring {
     }
     const status = proxyRes.statusCode ?? 502;
     const list = clientResponseHeaders(proxyRes.rawHeaders, this.options.requestId);
-    const withHead = this.options.withHead === true;
     let headers: string[] | HeaderBag = list;
-    if (withHead) {
+    if (this.options.withHead) {
       headers = headerBagOf(list);
       this.options.owner.responseHead(status, headers);
     }
