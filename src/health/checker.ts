@@ -1,8 +1,8 @@
 // Active health checks of one upstream: timed HTTP probes, hysteresis, and status written through one seam.
 import { EventEmitter } from "node:events";
-import http from "node:http";
-import https from "node:https";
+import type http from "node:http";
 import type { HealthCheckSettings, StatusRanges } from "../config/types.ts";
+import { upstreamAgent, upstreamRequest } from "../net/upstream-http.ts";
 import { INITIAL, observe, type HysteresisState } from "./hysteresis.ts";
 
 /** The one-method seam between checkers and pools (Traefik's SetStatus): returns whether the state changed. */
@@ -33,6 +33,10 @@ function inRanges(status: number, ranges: StatusRanges): boolean {
 export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change: [HealthChange] }> {
   readonly settings: HealthCheckSettings;
   private readonly probeUrl: URL;
+  /** The probe's headers: a flat list, as proxied requests send them (net/upstream-http.ts). */
+  private readonly probeHeaders: string[];
+  /** A connection per probe (a check also proves that new connections work), in the proxy's agent class. */
+  private readonly agent: http.Agent;
   private readonly target: StatusSetter;
   private hysteresis: HysteresisState;
   private lastResult: ProbeResult | undefined;
@@ -51,6 +55,8 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
     super();
     this.settings = settings;
     this.probeUrl = new URL(settings.path, base);
+    this.probeHeaders = ["host", this.probeUrl.host, "user-agent", "gateway-health-check"];
+    this.agent = upstreamAgent(this.probeUrl, false);
     this.target = target;
     this.hysteresis = carried?.hysteresis ?? INITIAL;
     this.lastResult = carried?.last;
@@ -172,7 +178,6 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
   private probe(): Promise<ProbeResult> {
     const started = performance.now();
     const time = new Date();
-    const mod = this.probeUrl.protocol === "https:" ? https : http;
     return new Promise((resolve) => {
       let done = false;
       const finish = (r: Omit<ProbeResult, "time" | "latencyMs">) => {
@@ -182,17 +187,16 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
         this.inFlight = undefined;
         resolve({ ...r, time, latencyMs: Math.round((performance.now() - started) * 10) / 10 });
       };
-      const req = mod.get(
-        this.probeUrl,
-        { agent: false, headers: { "user-agent": "gateway-health-check" } },
-        (res) => {
-          const status = res.statusCode ?? 0;
-          res.resume();
-          const ok = inRanges(status, this.settings.expectStatus);
-          finish(ok ? { ok, status } : { ok, status, error: `status ${status}` });
-          req.destroy();
-        },
-      );
+      const url = this.probeUrl;
+      const req = upstreamRequest(url, "GET", url.pathname + url.search, this.probeHeaders, this.agent);
+      req.on("response", (res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        const ok = inRanges(status, this.settings.expectStatus);
+        finish(ok ? { ok, status } : { ok, status, error: `status ${status}` });
+        req.destroy();
+      });
+      req.end();
       this.inFlight = req;
       const deadline = setTimeout(() => {
         finish({ ok: false, error: `timeout after ${this.settings.timeout}ms` });

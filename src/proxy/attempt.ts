@@ -1,8 +1,8 @@
 // One attempt of a plain HTTP request to one upstream, on node:http directly: one object driven by the request's
 // events (no closure per listener, no timer of its own), settled exactly once with how it ended.
 import http from "node:http";
-import https from "node:https";
 import type { Socket } from "node:net";
+import { upstreamRequest } from "../net/upstream-http.ts";
 import { BodyTooLargeError, type BodyFeed } from "./body.ts";
 import type { DeadlineSweep, Expiring } from "./deadlines.ts";
 import { clientResponseHeaders, headerBagOf } from "./headers.ts";
@@ -74,6 +74,8 @@ type Tagged<T> = T & { [kAttempt]?: HttpAttempt | undefined };
  */
 export class HttpAttempt implements Expiring {
   settled = false;
+  /** The deadline sweep's index of this attempt (deadlines.ts), -1 while not registered. */
+  sweepSlot = -1;
   nextDeadline: number;
   private connectAt = Infinity;
   private responseAt: number;
@@ -98,17 +100,13 @@ export class HttpAttempt implements Expiring {
   ) {
     this.responseAt = performance.now() + options.responseTimeout;
     this.nextDeadline = this.responseAt;
-    const t = options.target;
-    const request = t.protocol === "https:" ? https.request : http.request;
-    const req: Tagged<http.ClientRequest> = request({
-      protocol: t.protocol,
-      hostname: t.hostname.startsWith("[") ? t.hostname.slice(1, -1) : t.hostname,
-      port: t.port,
+    const req: Tagged<http.ClientRequest> = upstreamRequest(
+      options.target,
       method,
-      path: options.path,
-      headers: options.headers,
-      agent: options.agent,
-    });
+      options.path,
+      options.headers,
+      options.agent,
+    );
     this.proxyReq = req;
     req[kAttempt] = this;
     req.on("socket", onSocket);

@@ -7,15 +7,24 @@ export interface Expiring {
   readonly nextDeadline: number;
   /** Called once a sweep finds `nextDeadline` passed; it acts, re-arms, or unregisters itself. */
   expire(now: number): void;
+  /**
+   * The sweep's own bookkeeping: the item's index in its list, -1 or absent when not registered. A class that
+   * is registered per request declares it (initialised to -1) so the sweep never changes the object's shape.
+   */
+  sweepSlot?: number;
 }
 
 /**
  * Registered items are checked every `tickMs`, so a deadline fires between its time and one tick later: with
  * the default 20 ms that is noise beside connect and response timeouts of seconds. The timer runs only while
  * something is registered (it stops on the first empty sweep) and never keeps the process alive.
+ *
+ * The items are an array in which each item knows its index (removal moves the last item into the hole), not a
+ * Set: one add and one delete per request on a Set (or a Map) measured 15-25 µs of CPU per proxied request in the
+ * gateway (docs/benchmarks.md, "Fifth pass"), the array nothing measurable.
  */
 export class DeadlineSweep {
-  private readonly items = new Set<Expiring>();
+  private readonly items: Expiring[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -24,7 +33,10 @@ export class DeadlineSweep {
   ) {}
 
   add(item: Expiring): void {
-    this.items.add(item);
+    const slot = item.sweepSlot;
+    if (slot !== undefined && slot !== -1) return;
+    item.sweepSlot = this.items.length;
+    this.items.push(item);
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.tickMs);
       this.timer.unref();
@@ -32,7 +44,14 @@ export class DeadlineSweep {
   }
 
   delete(item: Expiring): void {
-    this.items.delete(item);
+    const slot = item.sweepSlot;
+    if (slot === undefined || slot === -1) return;
+    item.sweepSlot = -1;
+    const last = this.items.pop()!;
+    if (last !== item) {
+      this.items[slot] = last;
+      last.sweepSlot = slot;
+    }
   }
 
   /** Whether the sweep timer is running. */
@@ -41,17 +60,20 @@ export class DeadlineSweep {
   }
 
   get size(): number {
-    return this.items.size;
+    return this.items.length;
   }
 
   /** One pass: every item whose deadline has passed is told so. Runs from the timer; tests may call it. */
   sweep(now = this.now()): void {
-    if (this.items.size === 0) {
+    if (this.items.length === 0) {
       clearInterval(this.timer);
       this.timer = undefined;
       return;
     }
-    for (const item of this.items) if (item.nextDeadline <= now) item.expire(now);
+    // A copy: an item's expire may unregister it (or another), which reorders the list.
+    for (const item of this.items.slice()) {
+      if (item.sweepSlot !== -1 && item.nextDeadline <= now) item.expire(now);
+    }
   }
 
   /** Stops the timer; registered items stay (the gateway is closing). */

@@ -7,6 +7,7 @@ import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { createProxyServer } from "http-proxy-3";
 import { HttpAttempt, UpstreamError, type AttemptOptions } from "./attempt.ts";
+import { upstreamAgent } from "../net/upstream-http.ts";
 import { DeadlineSweep } from "./deadlines.ts";
 import type { HeaderBag } from "./phases.ts";
 
@@ -14,8 +15,7 @@ export { HttpAttempt, UpstreamError };
 export type { AttemptOptions, AttemptOutcome, FailureKind } from "./attempt.ts";
 
 /**
- * Owns what outlives one request: a keep-alive agent per upstream (dependencies.md §1: without one, every request
- * opens a connection), the deadline sweep of attempts in flight, and the proxy library for WebSocket upgrades.
+ * Owns what outlives one request: a keep-alive agent per upstream (net/upstream-http.ts), the deadline sweep of attempts in flight, and the proxy library for WebSocket upgrades.
  */
 export class Forwarder {
   private readonly proxy = createProxyServer({ xfwd: false });
@@ -35,8 +35,7 @@ export class Forwarder {
   agent(owner: object, url: URL): http.Agent {
     let agent = this.agents.get(owner);
     if (!agent) {
-      const Agent = url.protocol === "https:" ? IdleClosingHttpsAgent : IdleClosingAgent;
-      agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: "lifo" });
+      agent = upstreamAgent(url, true);
       this.agents.set(owner, agent);
     }
     return agent;
@@ -173,68 +172,6 @@ export class Forwarder {
         finish(error);
       });
     });
-  }
-}
-
-/** Idle pooled sockets close after this, below Node's default 5 s server keep-alive: the stale-socket race. */
-const IDLE_MS = 4_000;
-// What Node's agent keeps below a server's announced `Keep-Alive: timeout=N`.
-const HINT_MARGIN_MS = 1_000;
-
-type PooledSocket = net.Socket & { _httpMessage?: { res?: http.IncomingMessage } | null };
-
-/** The last `Keep-Alive` value seen and the idle time it gives: upstreams repeat the same one on every answer. */
-let lastHint = "";
-let lastHintIdle = IDLE_MS;
-
-/** The idle time a response's `Keep-Alive: timeout=N` allows (0: do not keep the socket), else IDLE_MS. */
-function hintedIdle(res: http.IncomingMessage | undefined): number {
-  // rawHeaders, not `headers`: that getter builds the whole header object, which nothing else on this path needs.
-  const raw = res?.rawHeaders;
-  if (!raw) return IDLE_MS;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length !== 10 || name.toLowerCase() !== "keep-alive") continue;
-    const hint = raw[i + 1]!;
-    if (hint !== lastHint) {
-      const seconds = /^timeout=(\d+)/.exec(hint)?.[1];
-      lastHintIdle =
-        seconds === undefined
-          ? IDLE_MS
-          : Math.max(0, Math.min(IDLE_MS, Number(seconds) * 1_000 - HINT_MARGIN_MS));
-      lastHint = hint;
-    }
-    return lastHintIdle;
-  }
-  return IDLE_MS;
-}
-
-/**
- * The idle timeout of a pooled socket, set when the socket goes back to the pool. Node's `timeout` agent option
- * would do the same, but it also makes every request on the socket add and remove a `timeout` listener of its own
- * (`listenSocketTimeout`), which the gateway does not need: the deadline sweep times requests. The agent's own
- * `timeout` listener still destroys a socket that idles in the free list. Mirrors Node's keepSocketAlive,
- * including a shorter `Keep-Alive: timeout=N` announced by the upstream.
- */
-function keepAlive(socket: PooledSocket): boolean {
-  // Node's agent default keepAliveMsecs.
-  socket.setKeepAlive(true, 1_000);
-  socket.unref();
-  const idle = hintedIdle(socket._httpMessage?.res);
-  if (idle === 0) return false;
-  if (socket.timeout !== idle) socket.setTimeout(idle);
-  return true;
-}
-
-class IdleClosingAgent extends http.Agent {
-  override keepSocketAlive(socket: net.Socket): boolean {
-    return keepAlive(socket);
-  }
-}
-
-class IdleClosingHttpsAgent extends https.Agent {
-  override keepSocketAlive(socket: net.Socket): boolean {
-    return keepAlive(socket);
   }
 }
 
