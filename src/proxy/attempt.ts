@@ -61,13 +61,10 @@ export const CONNECT_CODES = new Set([
   "EADDRNOTAVAIL",
 ]);
 
-const kAttempt = Symbol("gateway.attempt");
-type Tagged<T> = T & { [kAttempt]?: HttpAttempt | undefined };
-
 /**
- * An attempt, from `http.request` to the response's head relayed (or a failure), then the relay of its body. Its
- * listeners are module-level functions that find the attempt through a symbol on the emitter, so starting one
- * allocates no closures, and it reports its outcome through a callback, not a promise. One shared sweep checks
+ * An attempt, from `http.request` to the response's head relayed (or a failure), then the relay of its body. It
+ * reports its outcome through a method of its owner, not a promise, and adds nothing to Node's objects. One shared
+ * sweep checks
  * its deadlines: connect and response before the head, then the read-idle cut while the body is relayed (no byte
  * for `responseTimeout`, like nginx's proxy_read_timeout), with no timer of its own; the response's `close` cuts
  * the client when the upstream dies mid-body.
@@ -88,9 +85,8 @@ export class HttpAttempt implements Expiring {
   private relaying = false;
   private lastRead = 0;
   private lastProgress = 0;
-  private readonly proxyReq: Tagged<http.ClientRequest>;
-  private socket: Tagged<Socket> | undefined;
-  private proxyRes: Tagged<http.IncomingMessage> | undefined;
+  private readonly proxyReq: http.ClientRequest;
+  private proxyRes: http.IncomingMessage | undefined;
 
   constructor(
     private readonly res: http.ServerResponse,
@@ -100,18 +96,14 @@ export class HttpAttempt implements Expiring {
   ) {
     this.responseAt = performance.now() + options.responseTimeout;
     this.nextDeadline = this.responseAt;
-    const req: Tagged<http.ClientRequest> = upstreamRequest(
-      options.target,
-      method,
-      options.path,
-      options.headers,
-      options.agent,
-    );
+    const req = upstreamRequest(options.target, method, options.path, options.headers, options.agent);
     this.proxyReq = req;
-    req[kAttempt] = this;
-    req.on("socket", onSocket);
-    req.on("response", onResponse);
-    req.on("error", onRequestError);
+    // Closures, not module-level listeners finding the attempt through a symbol on Node's objects: a property
+    // added to a socket, request or response gives it a map that Node's own requests (health probes) lack, and the
+    // http code optimised for one then deoptimises on the other (docs/benchmarks.md, "Fifth pass").
+    req.on("socket", (socket: Socket) => this.gotSocket(socket));
+    req.on("response", (proxyRes: http.IncomingMessage) => this.gotResponse(proxyRes));
+    req.on("error", (err: Error) => this.failed(err));
     const body = options.body;
     if (Buffer.isBuffer(body)) {
       // A kept body replays anyway: it goes with the head, and nothing leaves before the connection is up.
@@ -185,18 +177,18 @@ export class HttpAttempt implements Expiring {
   }
 
   /** Called with the socket the agent gave (new or reused). */
-  gotSocket(socket: Tagged<Socket>): void {
+  private gotSocket(socket: Socket): void {
     if (this.settled) {
       this.proxyReq.destroy();
       return;
     }
-    this.socket = socket;
-    socket[kAttempt] = this;
     this.written = socket.bytesWritten;
     if (socket.connecting) {
       this.connectAt = performance.now() + this.options.connectTimeout;
       this.nextDeadline = Math.min(this.connectAt, this.responseAt);
-      socket.once("connect", onConnect);
+      socket.once("connect", () => {
+        if (!this.settled) this.begin();
+      });
     } else this.begin();
   }
 
@@ -210,7 +202,7 @@ export class HttpAttempt implements Expiring {
     if (!Buffer.isBuffer(body)) body.start();
   }
 
-  gotResponse(proxyRes: Tagged<http.IncomingMessage>): void {
+  private gotResponse(proxyRes: http.IncomingMessage): void {
     const res = this.res;
     if (this.settled || res.destroyed) {
       proxyRes.destroy();
@@ -229,15 +221,14 @@ export class HttpAttempt implements Expiring {
     // The sweep keeps the attempt from here on for the read-idle cut; the socket's own timeout stays the agent's,
     // so handing it back to the pool re-arms no timer.
     this.proxyRes = proxyRes;
-    proxyRes[kAttempt] = this;
     this.relaying = true;
     this.lastRead = proxyRes.socket?.bytesRead ?? 0;
     this.lastProgress = performance.now();
     this.nextDeadline = this.lastProgress + this.options.responseTimeout / 8;
-    // `on`, not `once` (a closure per call): a response ends and closes once.
-    proxyRes.on("end", onResponseEnd);
+    // `on`, not `once` (a wrapper per call): a response ends and closes once.
+    proxyRes.on("end", () => this.responseEnded(false));
     // An upstream that dies mid-body must not leave the client waiting for bytes that never come.
-    proxyRes.on("close", onResponseClose);
+    proxyRes.on("close", () => this.responseEnded(true));
     proxyRes.pipe(res);
     this.settle({ kind: "response", status });
   }
@@ -247,8 +238,6 @@ export class HttpAttempt implements Expiring {
       this.relaying = false;
       this.sweep.delete(this);
     }
-    const socket = this.socket;
-    if (socket && socket[kAttempt] === this) socket[kAttempt] = undefined;
     if (closed && this.proxyRes && !this.proxyRes.complete) this.res.destroy();
   }
 
@@ -279,31 +268,4 @@ export class HttpAttempt implements Expiring {
       return new UpstreamError("connect", code, err.message, false);
     return new UpstreamError("reset", code, err.message, sent);
   }
-}
-
-function onSocket(this: Tagged<http.ClientRequest>, socket: Socket): void {
-  this[kAttempt]?.gotSocket(socket);
-}
-
-function onConnect(this: Tagged<Socket>): void {
-  const a = this[kAttempt];
-  if (a && !a.settled) a.begin();
-}
-
-function onResponse(this: Tagged<http.ClientRequest>, proxyRes: http.IncomingMessage): void {
-  const a = this[kAttempt];
-  if (a) a.gotResponse(proxyRes);
-  else proxyRes.destroy();
-}
-
-function onRequestError(this: Tagged<http.ClientRequest>, err: Error): void {
-  this[kAttempt]?.failed(err);
-}
-
-function onResponseEnd(this: Tagged<http.IncomingMessage>): void {
-  this[kAttempt]?.responseEnded(false);
-}
-
-function onResponseClose(this: Tagged<http.IncomingMessage>): void {
-  this[kAttempt]?.responseEnded(true);
 }

@@ -41,7 +41,6 @@ class HttpExchange extends Exchange {
     deps: PipelineDeps,
     req: IncomingMessage,
     readonly res: ServerResponse,
-    readonly handler: ProxyHandler,
   ) {
     super(deps, req, false);
   }
@@ -172,7 +171,6 @@ const REFUSED: AttemptOutcome = {
   kind: "failed",
   error: new UpstreamError("connect", "GW_BREAKER_OPEN", "circuit breaker is open", false),
 };
-const kExchange = Symbol("gateway.exchange");
 
 /** Emits `idle` when the last request in flight has finished (graceful shutdown waits for it). */
 export class ProxyHandler extends EventEmitter<{ idle: [] }> {
@@ -189,12 +187,12 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     return this.active;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse & { [kExchange]?: HttpExchange }): void {
-    const ex = new HttpExchange(this.deps, req, res, this);
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const ex = new HttpExchange(this.deps, req, res);
     this.active++;
-    res[kExchange] = ex;
-    // `on`, not `once`: a response closes once, and `once` wraps the listener in a closure per request.
-    res.on("close", onResponseClose);
+    // A closure, not a symbol on the response: a property added to Node's objects gives them a map its own code
+    // then deoptimises on (attempt.ts).
+    res.on("close", () => this.closed(ex));
     try {
       ex.start();
     } catch (err) {
@@ -203,15 +201,8 @@ export class ProxyHandler extends EventEmitter<{ idle: [] }> {
     }
   }
 
-  /** @internal */
-  closed(ex: HttpExchange): void {
+  private closed(ex: HttpExchange): void {
     ex.finished();
     if (--this.active === 0) this.emit("idle");
   }
-}
-
-// One module-level listener instead of a closure per request; the exchange is found through the response.
-function onResponseClose(this: ServerResponse & { [kExchange]?: HttpExchange }): void {
-  const ex = this[kExchange];
-  if (ex) ex.handler.closed(ex);
 }
