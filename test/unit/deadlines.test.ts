@@ -77,3 +77,28 @@ test("the sweep timer runs only while something is registered, and fires deadlin
   });
   assert.equal(sweep.size, 0);
 });
+
+test("an item that unregisters another during a sweep: each is told at most once, the removed one not at all", (t) => {
+  const sweep = new DeadlineSweep(20, () => 0);
+  t.after(() => sweep.close());
+  const items: Item[] = [];
+  // The first item removes the last one, which the array's removal moves into the hole it leaves.
+  const first = new Item(100, () => sweep.delete(items[3]!));
+  items.push(first, new Item(100), new Item(100), new Item(100));
+  for (const i of items) sweep.add(i);
+  sweep.add(first);
+  assert.equal(sweep.size, 4, "adding a registered item again changes nothing");
+  sweep.sweep(100);
+  assert.deepEqual(
+    items.map((i) => i.expired.length),
+    [1, 1, 1, 0],
+  );
+  sweep.delete(items[3]!);
+  sweep.delete(items[1]!);
+  assert.equal(sweep.size, 2);
+  sweep.sweep(200);
+  assert.deepEqual(
+    items.map((i) => i.expired.length),
+    [2, 1, 2, 0],
+  );
+});
