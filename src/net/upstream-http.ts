@@ -73,7 +73,9 @@ class IdleClosingHttpsAgent extends https.Agent {
  */
 export function upstreamAgent(url: URL, pooled: boolean): http.Agent {
   const Agent = url.protocol === "https:" ? IdleClosingHttpsAgent : IdleClosingAgent;
-  return new Agent({ keepAlive: pooled, maxSockets: 512, maxFreeSockets: 64, scheduling: "lifo" });
+  // Unbounded sockets without keep-alive is what makes Node send `Connection: close` on a probe.
+  const maxSockets = pooled ? 512 : Infinity;
+  return new Agent({ keepAlive: pooled, maxSockets, maxFreeSockets: 64, scheduling: "lifo" });
 }
 
 /**
