@@ -56,6 +56,12 @@ export class HealthChecker extends EventEmitter<{ result: [ProbeResult]; change:
     this.settings = settings;
     this.probeUrl = new URL(settings.path, base);
     this.probeHeaders = ["host", this.probeUrl.host, "user-agent", "gateway-health-check"];
+    // What http.get(url) did with credentials in the upstream's URL; Node adds none to a flat header list.
+    const { username, password } = this.probeUrl;
+    if (username || password) {
+      const basic = `${decodeURIComponent(username)}:${decodeURIComponent(password)}`;
+      this.probeHeaders.push("authorization", `Basic ${Buffer.from(basic).toString("base64")}`);
+    }
     this.agent = upstreamAgent(this.probeUrl, false);
     this.target = target;
     this.hysteresis = carried?.hysteresis ?? INITIAL;

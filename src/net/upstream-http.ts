@@ -73,9 +73,12 @@ class IdleClosingHttpsAgent extends https.Agent {
  */
 export function upstreamAgent(url: URL, pooled: boolean): http.Agent {
   const Agent = url.protocol === "https:" ? IdleClosingHttpsAgent : IdleClosingAgent;
-  // Unbounded sockets without keep-alive is what makes Node send `Connection: close` on a probe.
-  const maxSockets = pooled ? 512 : Infinity;
-  return new Agent({ keepAlive: pooled, maxSockets, maxFreeSockets: 64, scheduling: "lifo" });
+  if (pooled) return new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: "lifo" });
+  // Unbounded sockets without keep-alive is what makes Node send `Connection: close` on a probe; no TLS session
+  // cache, so each probe's handshake checks the certificate the upstream has now, as a new connection would.
+  if (url.protocol === "https:")
+    return new IdleClosingHttpsAgent({ keepAlive: false, maxSockets: Infinity, maxCachedSessions: 0 });
+  return new IdleClosingAgent({ keepAlive: false, maxSockets: Infinity });
 }
 
 /**

@@ -67,3 +67,21 @@ test("a probe of a port nobody listens on fails with the connect error", async (
   assert.equal(result?.ok, false);
   assert.equal(result?.error, "ECONNREFUSED");
 });
+
+test("credentials in the upstream's URL go with the probe as Basic auth, as http.get(url) sent them", async (t) => {
+  let authorization: string | undefined;
+  const server = http.createServer((req, res) => {
+    authorization = req.headers.authorization;
+    res.writeHead(req.headers.authorization ? 200 : 401).end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const checker = new HealthChecker(new URL(`http://ops:p%40ss@127.0.0.1:${port}`), settings, {
+    setStatus: () => true,
+  });
+  t.after(() => checker.stop());
+  const result = await checker.runOnce();
+  assert.equal(result?.ok, true);
+  assert.equal(authorization, `Basic ${Buffer.from("ops:p@ss").toString("base64")}`);
+});
