@@ -72,13 +72,17 @@ class IdleClosingHttpsAgent extends https.Agent {
  * opens a connection), or a connection per request for health probes, which check that new connections work.
  */
 export function upstreamAgent(url: URL, pooled: boolean): http.Agent {
-  const Agent = url.protocol === "https:" ? IdleClosingHttpsAgent : IdleClosingAgent;
-  if (pooled) return new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: "lifo" });
+  const secure = url.protocol === "https:";
+  if (pooled) {
+    const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: "lifo" } as const;
+    return secure ? new IdleClosingHttpsAgent(options) : new IdleClosingAgent(options);
+  }
   // Unbounded sockets without keep-alive is what makes Node send `Connection: close` on a probe; no TLS session
   // cache, so each probe's handshake checks the certificate the upstream has now, as a new connection would.
-  if (url.protocol === "https:")
-    return new IdleClosingHttpsAgent({ keepAlive: false, maxSockets: Infinity, maxCachedSessions: 0 });
-  return new IdleClosingAgent({ keepAlive: false, maxSockets: Infinity });
+  const options = { keepAlive: false, maxSockets: Infinity };
+  return secure
+    ? new IdleClosingHttpsAgent({ ...options, maxCachedSessions: 0 })
+    : new IdleClosingAgent(options);
 }
 
 /**

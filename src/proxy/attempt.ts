@@ -1,5 +1,5 @@
 // One attempt of a plain HTTP request to one upstream, on node:http directly: one object driven by the request's
-// events (no closure per listener, no timer of its own), settled exactly once with how it ended.
+// events (no promise, no timer of its own), settled exactly once with how it ended.
 import http from "node:http";
 import type { Socket } from "node:net";
 import { upstreamRequest } from "../net/upstream-http.ts";
@@ -64,10 +64,9 @@ export const CONNECT_CODES = new Set([
 /**
  * An attempt, from `http.request` to the response's head relayed (or a failure), then the relay of its body. It
  * reports its outcome through a method of its owner, not a promise, and adds nothing to Node's objects. One shared
- * sweep checks
- * its deadlines: connect and response before the head, then the read-idle cut while the body is relayed (no byte
- * for `responseTimeout`, like nginx's proxy_read_timeout), with no timer of its own; the response's `close` cuts
- * the client when the upstream dies mid-body.
+ * sweep checks its deadlines: connect and response before the head, then the read-idle cut while the body is
+ * relayed (no byte for `responseTimeout`, like nginx's proxy_read_timeout), with no timer of its own; the
+ * response's `close` cuts the client when the upstream dies mid-body.
  */
 export class HttpAttempt implements Expiring {
   settled = false;

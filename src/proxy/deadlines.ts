@@ -33,8 +33,7 @@ export class DeadlineSweep {
   ) {}
 
   add(item: Expiring): void {
-    const slot = item.sweepSlot;
-    if (slot !== undefined && slot !== -1) return;
+    if ((item.sweepSlot ?? -1) !== -1) return;
     item.sweepSlot = this.items.length;
     this.items.push(item);
     if (!this.timer) {
@@ -44,8 +43,8 @@ export class DeadlineSweep {
   }
 
   delete(item: Expiring): void {
-    const slot = item.sweepSlot;
-    if (slot === undefined || slot === -1) return;
+    const slot = item.sweepSlot ?? -1;
+    if (slot === -1) return;
     item.sweepSlot = -1;
     const last = this.items.pop()!;
     if (last !== item) {

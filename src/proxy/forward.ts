@@ -6,8 +6,8 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { createProxyServer } from "http-proxy-3";
-import { HttpAttempt, UpstreamError, type AttemptOptions } from "./attempt.ts";
 import { upstreamAgent } from "../net/upstream-http.ts";
+import { HttpAttempt, UpstreamError, type AttemptOptions } from "./attempt.ts";
 import { DeadlineSweep } from "./deadlines.ts";
 import type { HeaderBag } from "./phases.ts";
 
@@ -15,7 +15,8 @@ export { HttpAttempt, UpstreamError };
 export type { AttemptOptions, AttemptOutcome, FailureKind } from "./attempt.ts";
 
 /**
- * Owns what outlives one request: a keep-alive agent per upstream (net/upstream-http.ts), the deadline sweep of attempts in flight, and the proxy library for WebSocket upgrades.
+ * Owns what outlives one request: a keep-alive agent per upstream (net/upstream-http.ts), the deadline sweep of
+ * attempts in flight, and the proxy library for WebSocket upgrades.
  */
 export class Forwarder {
   private readonly proxy = createProxyServer({ xfwd: false });
