@@ -90,6 +90,58 @@ routes: [{ prefix: /, pool: big }]
   assert.ok(down < 64 * MiB, `download grew RSS by ${(down / MiB).toFixed(1)} MiB`);
 });
 
+/** Resolves with `read()` once it has stayed the same for three looks 100 ms apart (at most 10 s). */
+async function steady(read: () => number): Promise<number> {
+  let last = -1;
+  let same = 0;
+  for (let i = 0; i < 100 && same < 3; i++) {
+    // A stall has no event of its own: the only way to see that nothing more moves is to look again later.
+    await new Promise((r) => setTimeout(r, 100));
+    const now = read();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+test("a client that stops reading holds the upstream back instead of filling the gateway's memory", async (t) => {
+  let produced = 0;
+  const upstream = http.createServer((req, res) => {
+    if (req.url === "/health") return void res.end("ok");
+    res.writeHead(200, { "content-length": String(SIZE) });
+    const body = zeros(SIZE);
+    body.on("data", (c: Buffer) => (produced += c.length));
+    body.pipe(res);
+  });
+  upstream.listen(0, "127.0.0.1");
+  await once(upstream, "listening");
+  const port = (upstream.address() as { port: number }).port;
+  const g = await startGateway(`listen: 127.0.0.1:0
+defaults: { timeouts: { response: 60s } }
+pools: { big: { upstreams: [{ url: "http://127.0.0.1:${port}" }] } }
+routes: [{ prefix: /, pool: big }]
+`);
+  t.after(async () => {
+    await g.stop();
+    upstream.close();
+  });
+  const { hostname, port: gwPort } = new URL(g.url);
+  const res = await new Promise<http.IncomingMessage>((resolve) =>
+    http.get({ host: hostname, port: gwPort, path: "/download", agent: false }, resolve),
+  );
+  res.pause();
+  const stalled = await steady(() => produced);
+  t.diagnostic(`the upstream stalled after ${(stalled / MiB).toFixed(1)} MiB of ${SIZE / MiB}`);
+  // Socket buffers on both legs hold a few MiB; without backpressure the whole body would have been read.
+  assert.ok(
+    stalled < 64 * MiB,
+    `the upstream sent ${(stalled / MiB).toFixed(1)} MiB to a client that read nothing`,
+  );
+  let downloaded = 0;
+  for await (const c of res) downloaded += (c as Buffer).length;
+  assert.equal(downloaded, SIZE);
+});
+
 test("an abort storm leaves no upstream connection open and no request in flight", async (t) => {
   const open = new Set<import("node:net").Socket>();
   let started = 0;
