@@ -24,9 +24,9 @@ export UPSTREAM_A=http://127.0.0.1:$((19001 + OFF)) UPSTREAM_B=http://127.0.0.1:
 valgrind --tool=callgrind ${VGARGS:-} --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out" \
   node ${NODEARGS:-} ${PROXY:-bin/gateway.js start -c $HERE/bench.yaml} >"$OUT/proxy.log" 2>"$OUT/valgrind.log" & G=$!
 for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.5; done
-node $HERE/load.mjs "${WARM:-16000}" "${C:-64}" "${P:-/}" "$PORT" >/dev/null
+node --import tsx $HERE/load.ts "${WARM:-16000}" "${C:-64}" "${P:-/}" "$PORT" >/dev/null
 callgrind_control -i on $G >/dev/null
-result=$(node $HERE/load.mjs "$N" "${C:-64}" "${P:-/}" "$PORT")
+result=$(node --import tsx $HERE/load.ts "$N" "${C:-64}" "${P:-/}" "$PORT")
 callgrind_control -i off $G >/dev/null
 callgrind_control -d $G >/dev/null
 sleep 1

@@ -34,6 +34,15 @@ const KNOWN_METHODS = new Set([
   "TRACE",
 ]);
 
+// One string per status code, made once: a label made per request is a new string whose hash every Map lookup of
+// the metric entries computes again.
+const STATUS_LABELS = Array.from({ length: 1000 }, (_, i) => String(i));
+
+/** The `code` and `outcome` label of an HTTP status. */
+export function statusLabel(status: number): string {
+  return STATUS_LABELS[status] ?? String(status);
+}
+
 /** Bounds the `method` label: a client may send any token as a method. */
 export function methodLabel(method: string | undefined): string {
   return method && KNOWN_METHODS.has(method) ? method : "OTHER";

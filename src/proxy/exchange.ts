@@ -2,7 +2,7 @@
 // metrics say about it, and the Retry-After of a pool with nothing available.
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "../log/log.ts";
-import { methodLabel, type GatewayMetrics } from "../metrics/metrics.ts";
+import { methodLabel, statusLabel, type GatewayMetrics } from "../metrics/metrics.ts";
 import type { PoolRuntime } from "../runtime/runtime.ts";
 import { clientAddress, requestIdOf } from "./headers.ts";
 
@@ -45,7 +45,7 @@ export function recordExchange(
   status: number,
 ): void {
   const seconds = (performance.now() - ex.started) / 1000;
-  deps.metrics.recordRequest(ex.route, methodLabel(ex.method), String(status), seconds);
+  deps.metrics.recordRequest(ex.route, methodLabel(ex.method), statusLabel(status), seconds);
   // `subject: undefined` is left out of the JSON line like an absent key, without a spread per request.
   deps.log.info("request", {
     method: ex.method,

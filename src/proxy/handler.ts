@@ -2,6 +2,7 @@
 // small), forward through the breaker, retry what is safe to retry, and write one access line when they close.
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { statusLabel } from "../metrics/metrics.ts";
 import type { Upstream, Verdict } from "../pool/upstream.ts";
 import { BodyTooLargeError, RequestBody } from "./body.ts";
 import { writeAnswer } from "./errors.ts";
@@ -20,7 +21,7 @@ function verdictOf(o: AttemptOutcome, failureStatuses: readonly number[]): Verdi
 }
 
 function outcomeLabel(o: AttemptOutcome): string | undefined {
-  if (o.kind === "response") return String(o.status);
+  if (o.kind === "response") return statusLabel(o.status);
   if (o.kind === "aborted") return undefined;
   return o.error.kind === "response_timeout" || o.error.kind === "connect_timeout" ? "timeout" : "error";
 }

@@ -1,6 +1,6 @@
 // Sends exactly N keep-alive GETs over C connections and exits: a fixed amount of work, so an instruction count
 // divides by a known number of requests (wrk runs for a time instead). Raw sockets keep the client trivial.
-//   node load.mjs N C PATH PORT
+//   node --import tsx bench/profile/load.ts N C PATH PORT
 import net from "node:net";
 
 const [n, c, path, port] = [
@@ -27,7 +27,7 @@ function connection() {
   };
   socket.setEncoding("latin1");
   socket.on("connect", next);
-  socket.on("data", (data) => {
+  socket.on("data", (data: string) => {
     buffered += data;
     for (;;) {
       const head = buffered.indexOf("\r\n\r\n");
