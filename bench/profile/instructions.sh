@@ -19,11 +19,13 @@ command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgri
 rm -rf "$OUT"; mkdir -p "$OUT"
 node "$Y/upstream.js" $((19001 + OFF)) >/dev/null & U1=$!
 node "$Y/upstream.js" $((19002 + OFF)) >/dev/null & U2=$!
-trap 'kill $U1 $U2 2>/dev/null' EXIT
+G=
+trap 'kill $U1 $U2 $G 2>/dev/null' EXIT
 export UPSTREAM_A=http://127.0.0.1:$((19001 + OFF)) UPSTREAM_B=http://127.0.0.1:$((19002 + OFF)) PORT=$((19200 + OFF))
 valgrind --tool=callgrind ${VGARGS:-} --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out" \
   node ${NODEARGS:-} ${PROXY:-bin/gateway.js start -c $HERE/bench.yaml} >"$OUT/proxy.log" 2>"$OUT/valgrind.log" & G=$!
-for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.5; done
+for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.5; done
+curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" || { echo "the proxy did not come up; see $OUT" >&2; exit 1; }
 node --import tsx $HERE/load.ts "${WARM:-16000}" "${C:-64}" "${P:-/}" "$PORT" >/dev/null
 callgrind_control -i on $G >/dev/null
 result=$(node --import tsx $HERE/load.ts "$N" "${C:-64}" "${P:-/}" "$PORT")

@@ -1,5 +1,6 @@
 // Sends exactly N keep-alive GETs over C connections and exits: a fixed amount of work, so an instruction count
-// divides by a known number of requests (wrk runs for a time instead). Raw sockets keep the client trivial.
+// divides by a known number of requests (wrk runs for a time instead). Raw sockets keep the client trivial: it
+// knows only Content-Length framing, which is what the yardstick's upstreams send, and any socket error ends it.
 //   node --import tsx bench/profile/load.ts N C PATH PORT
 import net from "node:net";
 
@@ -26,13 +27,17 @@ function connection() {
     } else socket.end();
   };
   socket.setEncoding("latin1");
+  socket.on("error", (err) => {
+    console.error(`load: ${err.message}`);
+    process.exit(1);
+  });
   socket.on("connect", next);
   socket.on("data", (data: string) => {
     buffered += data;
     for (;;) {
       const head = buffered.indexOf("\r\n\r\n");
       if (head < 0) return;
-      const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, head))?.[1] ?? 0);
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(buffered.slice(0, head))?.[1] ?? 0);
       if (buffered.length < head + 4 + length) return;
       buffered = buffered.slice(head + 4 + length);
       if (++done === n) {

@@ -82,6 +82,8 @@ export class HttpAttempt implements Expiring {
   private written = 0;
   /** While the body is relayed: the upstream socket's bytesRead at the last sign of progress. */
   private relaying = false;
+  /** The upstream response emitted `end`: every byte of its body went to the client. */
+  private ended = false;
   private lastRead = 0;
   private lastProgress = 0;
   private readonly proxyReq: http.ClientRequest;
@@ -229,7 +231,7 @@ export class HttpAttempt implements Expiring {
     // An upstream that dies mid-body must not leave the client waiting for bytes that never come.
     proxyRes.on("close", () => this.responseEnded(true));
     // The body relay, instead of `proxyRes.pipe(res)`: pipe adds and later removes six listeners and their closures
-    // on both streams per response, which measured about 5 % of the gateway's CPU per small request
+    // on both streams per response: 15,000 instructions per small request, about 5 % of the CPU in the duel
     // (docs/benchmarks.md, "Sixth pass"). Backpressure as pipe does it: pause on a full client buffer, resume on
     // `drain`. A client that leaves is handled by `clientClosed` (the upstream request is cut).
     proxyRes.on("data", (chunk: Buffer) => {
@@ -242,12 +244,17 @@ export class HttpAttempt implements Expiring {
   }
 
   responseEnded(closed: boolean): void {
-    if (!closed) this.res.end();
+    if (!closed) {
+      this.ended = true;
+      this.res.end();
+    }
     if (this.relaying) {
       this.relaying = false;
       this.sweep.delete(this);
     }
-    if (closed && this.proxyRes && !this.proxyRes.complete) this.res.destroy();
+    // Not `!proxyRes.complete`: a response cut while paused (the read-idle cut, a slow client) may have its whole
+    // body parsed but not yet relayed, and the client must not wait for the rest.
+    if (closed && !this.ended) this.res.destroy();
   }
 
   failed(err: NodeJS.ErrnoException): void {

@@ -130,6 +130,8 @@ routes: [{ prefix: /, pool: big }]
     http.get({ host: hostname, port: gwPort, path: "/download", agent: false }, resolve),
   );
   res.pause();
+  // On a failed assertion the paused download must not hold the gateway's shutdown for its grace period.
+  t.after(() => res.destroy());
   const stalled = await steady(() => produced);
   t.diagnostic(`the upstream stalled after ${(stalled / MiB).toFixed(1)} MiB of ${SIZE / MiB}`);
   // Socket buffers on both legs hold a few MiB; without backpressure the whole body would have been read.
