@@ -82,8 +82,6 @@ export class HttpAttempt implements Expiring {
   private written = 0;
   /** While the body is relayed: the upstream socket's bytesRead at the last sign of progress. */
   private relaying = false;
-  /** The upstream response emitted `end`: every byte of its body went to the client. */
-  private ended = false;
   private lastRead = 0;
   private lastProgress = 0;
   private readonly proxyReq: http.ClientRequest;
@@ -244,17 +242,14 @@ export class HttpAttempt implements Expiring {
   }
 
   responseEnded(closed: boolean): void {
-    if (!closed) {
-      this.ended = true;
-      this.res.end();
-    }
+    if (!closed) this.res.end();
     if (this.relaying) {
       this.relaying = false;
       this.sweep.delete(this);
     }
-    // Not `!proxyRes.complete`: a response cut while paused (the read-idle cut, a slow client) may have its whole
-    // body parsed but not yet relayed, and the client must not wait for the rest.
-    if (closed && !this.ended) this.res.destroy();
+    // `readableEnded` (its `end` was emitted: every byte went to the client), not `complete`: a response cut while
+    // paused (the read-idle cut, a slow client) may have its whole body parsed but not yet relayed.
+    if (closed && !this.proxyRes?.readableEnded) this.res.destroy();
   }
 
   failed(err: NodeJS.ErrnoException): void {
