@@ -1,5 +1,6 @@
 // The log line formats: JSON key order (time, level, msg, then the fields), the flat fast path writing the same
 // bytes as format.json(), and the pretty terminal line.
+import { Writable } from "node:stream";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createLogger, jsonLine, prettyLine, slowJsonLine } from "../../src/log/log.ts";
@@ -82,4 +83,29 @@ void test("the format comes from the option, then GATEWAY_LOG_FORMAT, then wheth
     if (saved === undefined) delete process.env.GATEWAY_LOG_FORMAT;
     else process.env.GATEWAY_LOG_FORMAT = saved;
   }
+});
+
+void test("a line below the level is neither formatted nor written", () => {
+  const text: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      text.push(chunk.toString());
+      cb();
+    },
+  });
+  const log = createLogger({ stream: sink, format: "json", level: "warn" });
+  let reads = 0;
+  const fields = {
+    get status() {
+      reads++;
+      return 200;
+    },
+  };
+  log.info("request", fields);
+  log.debug("request", fields);
+  log.warn("kept", { a: 1 });
+  log.flush();
+  assert.equal(reads, 0);
+  assert.equal(text.length, 1);
+  assert.match(text[0]!, /"msg":"kept"/);
 });
