@@ -1,0 +1,20 @@
+#!/bin/bash
+# What each part of the gateway costs next to the yardstick's node + http-proxy: duel.sh with the plain proxy as A
+# and, as B, the plain proxy itself (the duel's own bias), the full gateway, the gateway without its access line,
+# and without access line and health checks. The mean B/A of each shows how much of the gap each part is.
+#   bench/profile/account.sh [rounds]        Env as duel.sh (YARDSTICK, D, P).
+set -eu
+cd "$(dirname "$0")/../.."
+HERE=bench/profile
+PLAIN="${YARDSTICK:-../shared/bench}/proxies/node-proxy.js"
+GW="bin/gateway.js start -c"
+QUIET="--env-file=$HERE/no-access-line.env"
+row() {
+  printf '%-47s' "$1"
+  bash $HERE/duel.sh "$PLAIN" "$2" "${R:-4}" | awk '{ r = r sprintf(" %s", $NF); s += $NF; n++ } END { printf "%s   mean %.3f\n", r, s / n }'
+}
+echo "B/A, CPU per request against node + http-proxy (A), one duel of ${R:-4} rounds each"
+row "node + http-proxy itself (the duel's bias)" "$PLAIN"
+row "the gateway" "$GW $HERE/bench.yaml"
+row "the gateway, no access line" "$QUIET $GW $HERE/bench.yaml"
+row "the gateway, no access line, no health checks" "$QUIET $GW $HERE/bench-no-health.yaml"
