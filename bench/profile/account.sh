@@ -5,15 +5,18 @@
 #   bench/profile/account.sh [rounds]        Env as duel.sh (YARDSTICK, D, P).
 set -eu
 cd "$(dirname "$0")/../.."
+# --env-file does not override a variable already set: the rows must not inherit the caller's level.
+unset GATEWAY_LOG_LEVEL
 HERE=bench/profile
+ROUNDS=${1:-4}
 PLAIN="${YARDSTICK:-../shared/bench}/proxies/node-proxy.js"
 GW="bin/gateway.js start -c"
 QUIET="--env-file=$HERE/no-access-line.env"
 row() {
   printf '%-47s' "$1"
-  bash $HERE/duel.sh "$PLAIN" "$2" "${R:-4}" | awk '{ r = r sprintf(" %s", $NF); s += $NF; n++ } END { printf "%s   mean %.3f\n", r, s / n }'
+  bash $HERE/duel.sh "$PLAIN" "$2" "$ROUNDS" | awk '{ r = r sprintf(" %s", $NF); s += $NF; n++ } END { printf "%s   mean %.3f\n", r, s / n }'
 }
-echo "B/A, CPU per request against node + http-proxy (A), one duel of ${R:-4} rounds each"
+echo "B/A, CPU per request against node + http-proxy (A), one duel of $ROUNDS rounds each"
 row "node + http-proxy itself (the duel's bias)" "$PLAIN"
 row "the gateway" "$GW $HERE/bench.yaml"
 row "the gateway, no access line" "$QUIET $GW $HERE/bench.yaml"
