@@ -15,7 +15,7 @@ taskset -c 1 node "$Y/upstream.js" 19002 >/dev/null & U2=$!
 export UPSTREAM_A=http://127.0.0.1:19001 UPSTREAM_B=http://127.0.0.1:19002
 start() { PORT=$2 taskset -c 0 node $1 >"/tmp/duel-$2.log" 2>&1 & echo $!; }
 GA=$(start "$A" 19200); GB=$(start "$B" 19300)
-trap 'kill -TERM $GA $GB $U1 $U2 2>/dev/null; pkill -f "wrk -t1 -c64 -d.* http://127.0.0.1:19[23]00" 2>/dev/null' EXIT
+trap 'kill -TERM $GA $GB $U1 $U2 2>/dev/null || true; pkill -f "wrk -t1 -c64 -d.* http://127.0.0.1:19[23]00" 2>/dev/null || true' EXIT
 for p in 19200 19300; do
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$p/health" && break; sleep 0.2; done
   curl -sf -o /dev/null "http://127.0.0.1:$p/health" || { echo "the proxy on $p did not come up (/tmp/duel-$p.log)" >&2; exit 1; }

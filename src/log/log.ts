@@ -159,6 +159,13 @@ export function parseLogLevel(value: string | undefined): LogLevel {
   return value === "error" || value === "warn" || value === "debug" ? value : "info";
 }
 
+const LEVEL_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
+/** Whether a logger set to `configured` writes lines of `level` (winston's npm order). */
+export function levelEnabled(configured: LogLevel, level: LogLevel): boolean {
+  return LEVEL_RANK[level] <= LEVEL_RANK[configured];
+}
+
 /** `json` or `pretty`; anything else (unset) is undefined: the default then depends on the output. */
 export function parseLogFormat(value: string | undefined): LogFormat | undefined {
   return value === "json" || value === "pretty" ? value : undefined;
@@ -219,8 +226,8 @@ export function createLogger(
     const levelPart = `","level":"${level}","msg":`;
     const enabled = w.isLevelEnabled(level);
     return (msg: string, fields?: LogFields) => {
-      // winston formats a line before its transport drops it for its level: an access line under
-      // GATEWAY_LOG_LEVEL=warn cost as much as a written one.
+      // winston would build and format the line before its transport dropped it for its level. The level is
+      // fixed for the logger's life, so `enabled` holds.
       if (!enabled) return;
       // JSON lines go straight into the batch, without winston's stream pipeline (a Transform per line, ~6 µs on
       // every access line): the same record in the same order, so the same bytes. A record jsonLine would send

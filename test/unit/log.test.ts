@@ -1,9 +1,9 @@
 // The log line formats: JSON key order (time, level, msg, then the fields), the flat fast path writing the same
-// bytes as format.json(), and the pretty terminal line.
-import { Writable } from "node:stream";
+// bytes as format.json(), and the pretty terminal line; lines below the level cost nothing.
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { test } from "node:test";
-import { createLogger, jsonLine, prettyLine, slowJsonLine } from "../../src/log/log.ts";
+import { createLogger, jsonLine, levelEnabled, prettyLine, slowJsonLine } from "../../src/log/log.ts";
 import { LogCapture } from "../helpers/gateway.ts";
 
 void test("JSON lines lead with time, level, msg, then the fields in the order given", async () => {
@@ -65,7 +65,7 @@ void test("the format comes from the option, then GATEWAY_LOG_FORMAT, then wheth
   process.env.GATEWAY_LOG_FORMAT = "pretty";
   try {
     const text: string[] = [];
-    const sink = new (await import("node:stream")).Writable({
+    const sink = new Writable({
       write(chunk: Buffer, _e, cb) {
         text.push(chunk.toString());
         cb();
@@ -108,4 +108,13 @@ void test("a line below the level is neither formatted nor written", () => {
   assert.equal(reads, 0);
   assert.equal(text.length, 1);
   assert.match(text[0]!, /"msg":"kept"/);
+});
+
+void test("levelEnabled follows winston's order: error, warn, info, debug", () => {
+  assert.equal(levelEnabled("warn", "error"), true);
+  assert.equal(levelEnabled("warn", "warn"), true);
+  assert.equal(levelEnabled("warn", "info"), false);
+  assert.equal(levelEnabled("info", "debug"), false);
+  assert.equal(levelEnabled("debug", "debug"), true);
+  assert.equal(levelEnabled("error", "warn"), false);
 });
