@@ -6,6 +6,18 @@ import { test } from "node:test";
 import { createLogger, jsonLine, levelEnabled, prettyLine, slowJsonLine } from "../../src/log/log.ts";
 import { LogCapture } from "../helpers/gateway.ts";
 
+/** A stream that keeps each write's text, as a logger's destination. */
+function textSink(): { sink: Writable; text: string[] } {
+  const text: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      text.push(chunk.toString());
+      cb();
+    },
+  });
+  return { sink, text };
+}
+
 void test("JSON lines lead with time, level, msg, then the fields in the order given", async () => {
   const logs = new LogCapture();
   const log = createLogger({ level: "debug", stream: logs, format: "json" });
@@ -64,13 +76,7 @@ void test("the format comes from the option, then GATEWAY_LOG_FORMAT, then wheth
   const saved = process.env.GATEWAY_LOG_FORMAT;
   process.env.GATEWAY_LOG_FORMAT = "pretty";
   try {
-    const text: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _e, cb) {
-        text.push(chunk.toString());
-        cb();
-      },
-    });
+    const { sink, text } = textSink();
     const pretty = createLogger({ stream: sink });
     pretty.info("hello", { a: 1 });
     pretty.flush();
@@ -86,13 +92,7 @@ void test("the format comes from the option, then GATEWAY_LOG_FORMAT, then wheth
 });
 
 void test("a line below the level is neither formatted nor written", () => {
-  const text: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      text.push(chunk.toString());
-      cb();
-    },
-  });
+  const { sink, text } = textSink();
   const log = createLogger({ stream: sink, format: "json", level: "warn" });
   let reads = 0;
   const fields = {
