@@ -1,14 +1,7 @@
 // A cluster worker: serves the shared main port with the config, health and drain its primary sends over IPC.
 import { Writable } from "node:stream";
 import type { GatewayConfig } from "../config/types.ts";
-import {
-  createLogger,
-  levelEnabled,
-  parseLogLevel,
-  type LogFields,
-  type Logger,
-  type LogLevel,
-} from "../log/log.ts";
+import { createLogger, parseLogLevel, type Logger } from "../log/log.ts";
 import { Gateway, type ClusterRole } from "../server/gateway.ts";
 import {
   isPrimaryMessage,
@@ -42,21 +35,12 @@ function ipcLogger(worker: number): Logger {
     },
   });
   // Each batch is an IPC message (a syscall), so batches are spaced as stdout's are.
-  const level = parseLogLevel(process.env.GATEWAY_LOG_LEVEL);
-  const inner = createLogger({ level, stream: toPrimary, batchMs: 5 });
-  // A level that is off must not copy its fields to add the worker's tag (an access line per request at warn).
-  const tag = (lv: LogLevel, write: (msg: string, fields?: LogFields) => void) =>
-    levelEnabled(level, lv)
-      ? (msg: string, fields?: LogFields): void => write(msg, { ...fields, worker })
-      : (): void => undefined;
-  return {
-    error: tag("error", inner.error),
-    warn: tag("warn", inner.warn),
-    info: tag("info", inner.info),
-    debug: tag("debug", inner.debug),
-    isDebugEnabled: inner.isDebugEnabled,
-    flush: inner.flush,
-  };
+  return createLogger({
+    level: parseLogLevel(process.env.GATEWAY_LOG_LEVEL),
+    stream: toPrimary,
+    batchMs: 5,
+    tag: { worker },
+  });
 }
 
 export function runWorker(): void {

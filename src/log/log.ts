@@ -159,13 +159,6 @@ export function parseLogLevel(value: string | undefined): LogLevel {
   return value === "error" || value === "warn" || value === "debug" ? value : "info";
 }
 
-const LEVEL_RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
-
-/** Whether a logger set to `configured` writes lines of `level` (winston's npm order). */
-export function levelEnabled(configured: LogLevel, level: LogLevel): boolean {
-  return LEVEL_RANK[level] <= LEVEL_RANK[configured];
-}
-
 /** `json` or `pretty`; anything else (unset) is undefined: the default then depends on the output. */
 export function parseLogFormat(value: string | undefined): LogFormat | undefined {
   return value === "json" || value === "pretty" ? value : undefined;
@@ -181,6 +174,8 @@ export function createLogger(
      * writes block on a syscall; 0 on a stream in the process (a test's capture), which gets every turn's lines.
      */
     batchMs?: number;
+    /** Fields added after each line's own, on the lines the level lets through (a cluster worker's id). */
+    tag?: LogFields;
   } = {},
 ): Logger {
   const dest = options.stream ?? process.stdout;
@@ -225,10 +220,12 @@ export function createLogger(
   const write = (level: LogLevel) => {
     const levelPart = `","level":"${level}","msg":`;
     const enabled = w.isLevelEnabled(level);
-    return (msg: string, fields?: LogFields) => {
+    const tag = options.tag;
+    return (msg: string, own?: LogFields) => {
       // winston would build and format the line before its transport dropped it for its level. The level is
       // fixed for the logger's life, so `enabled` holds.
       if (!enabled) return;
+      const fields = tag ? { ...own, ...tag } : own;
       // JSON lines go straight into the batch, without winston's stream pipeline (a Transform per line, ~6 µs on
       // every access line): the same record in the same order, so the same bytes. A record jsonLine would send
       // down its slow path, or a field named like one of the line's own keys, still goes through winston.

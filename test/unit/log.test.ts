@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import { createLogger, jsonLine, levelEnabled, prettyLine, slowJsonLine } from "../../src/log/log.ts";
+import { createLogger, jsonLine, prettyLine, slowJsonLine } from "../../src/log/log.ts";
 import { LogCapture } from "../helpers/gateway.ts";
 
 /** A stream that keeps each write's text, as a logger's destination. */
@@ -110,11 +110,20 @@ void test("a line below the level is neither formatted nor written", () => {
   assert.match(text[0]!, /"msg":"kept"/);
 });
 
-void test("levelEnabled follows winston's order: error, warn, info, debug", () => {
-  assert.equal(levelEnabled("warn", "error"), true);
-  assert.equal(levelEnabled("warn", "warn"), true);
-  assert.equal(levelEnabled("warn", "info"), false);
-  assert.equal(levelEnabled("info", "debug"), false);
-  assert.equal(levelEnabled("debug", "debug"), true);
-  assert.equal(levelEnabled("error", "warn"), false);
+void test("a tag goes after each line's own fields, and only on lines the level lets through", () => {
+  const { sink, text } = textSink();
+  const log = createLogger({ stream: sink, format: "json", level: "warn", tag: { worker: 2 } });
+  let reads = 0;
+  const fields = {
+    get status() {
+      reads++;
+      return 200;
+    },
+  };
+  log.info("request", fields);
+  log.warn("kept", { a: 1 });
+  log.flush();
+  assert.equal(reads, 0);
+  assert.equal(text.length, 1);
+  assert.deepEqual(Object.keys(JSON.parse(text[0]!) as object), ["time", "level", "msg", "a", "worker"]);
 });
