@@ -1,7 +1,9 @@
 #!/bin/bash
 # What each part of the gateway costs next to the yardstick's node + http-proxy: duel.sh with the plain proxy as A
 # and, as B, the plain proxy itself (the duel's own bias), the full gateway, the gateway without its access line,
-# and without access line and health checks. The mean B/A of each shows how much of the gap each part is.
+# and without access line and health checks; then the plain proxy with the gateway's access line added
+# (node-proxy-access.js): its `finish` hook alone, the line built and dropped, a constant line written, the line
+# built and written. The mean B/A of each shows how much of the gap each part is.
 #   bench/profile/account.sh [rounds]        Env as duel.sh (YARDSTICK, D, P).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,3 +29,8 @@ row "node + http-proxy itself (the duel's bias)" "$PLAIN"
 row "the gateway" "$GW $HERE/bench.yaml"
 row "the gateway, no access line" "$QUIET $GW $HERE/bench.yaml"
 row "the gateway, no access line, no health checks" "$QUIET $GW $HERE/bench-no-health.yaml"
+ACC="$HERE/node-proxy-access.js"
+row "node + http-proxy, a finish hook" "$ACC hook"
+row "node + http-proxy, access line built, dropped" "$ACC build"
+row "node + http-proxy, a constant line written" "$ACC write"
+row "node + http-proxy with the gateway's access line" "$ACC line"
