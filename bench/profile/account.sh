@@ -20,7 +20,7 @@ PLAIN="${YARDSTICK:-../shared/bench}/proxies/node-proxy.js"
 GW="bin/gateway.js start -c"
 QUIET="--env-file=$HERE/no-access-line.env"
 row() {
-  printf '%-47s' "$1"
+  printf '%-50s' "$1"
   bash "$HERE/duel.sh" "$PLAIN" "$2" "$ROUNDS" |
     awk '{ r = r sprintf(" %s", $NF); s += $NF; n++ } END { if (!n) exit 1; printf "%s   mean %.3f\n", r, s / n }'
 }

@@ -1,8 +1,9 @@
-// The yardstick's plain proxy (node:http + http-proxy 1.18.1, round robin, keep-alive agent: the same code as
-// ../shared/bench/proxies/node-proxy.js) with the gateway's access line added, built and written the way the
-// gateway does it (src/log/log.ts): the fields through JSON.stringify, a template with an ISO time kept per
-// millisecond, the lines batched and written to stdout at most every 5 ms. It answers one question: what the
-// contract's access line costs a proxy that does nothing else (account.sh, docs/benchmarks.md "Eighth pass").
+// The yardstick's plain proxy with the gateway's access line added: the proxy code of the yardstick's
+// proxies/node-proxy.js (node:http + http-proxy 1.18.1, round robin, keep-alive agent; without its cluster branch)
+// plus the line built and written nearly as the gateway does it (src/log/log.ts): the fields through
+// JSON.stringify, a template with an ISO time kept per millisecond, the lines batched and written to stdout at most
+// every 5 ms. It answers one question: what the contract's access line costs a proxy that does nothing else
+// (account.sh, docs/benchmarks.md "Eighth pass").
 //   PORT=19200 UPSTREAM_A=... UPSTREAM_B=... YARDSTICK=../shared/bench node bench/profile/node-proxy-access.js [mode]
 // The mode (default line): line = built and written; build = built, then dropped; write = a constant line of the
 // same length queued and written; hook = only the `finish` listener that calls it; none = the plain proxy.
@@ -112,7 +113,7 @@ server.listen(port, "127.0.0.1", () => {
 const stop = () => {
   flush();
   server.close();
-  // The dropped lines' size, so their build is used and cannot be optimised away.
+  // Uses the dropped lines, so nothing can treat their build as dead code.
   if (mode === "build") process.stderr.write(`built and dropped ${dropped} bytes of access lines\n`);
   process.exit(0);
 };
